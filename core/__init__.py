@@ -1,0 +1,1 @@
+"""Shared infrastructure: settings, database, mail transport, CLI and migrations."""
