@@ -4,8 +4,10 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md app.py ./
 COPY core ./core
+COPY accounts ./accounts
 COPY directory ./directory
 COPY booking ./booking
+COPY web ./web
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

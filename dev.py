@@ -86,7 +86,8 @@ def test(pytest_args: list[str]) -> None:
     run(BIN / "ruff", "check", ".", env=env)
     run(BIN / "ruff", "format", "--check", ".", env=env)
     run(BIN / "mypy", ".", env=env)
-    run(BIN / "python", "-m", "pytest", *pytest_args, env=env)
+    # Two workers: the suite waits on servers, browsers and SMTP as much as it computes.
+    run(BIN / "python", "-m", "pytest", "-n", "2", *pytest_args, env=env)
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ def app_settings(app: Litestar) -> Settings:
 
 class CLIPlugin(CLIPluginProtocol):
     def on_cli_init(self, cli: Group) -> None:
+        from accounts.cli import add_admin_commands
+        from booking.seed import seed_demo_webinars
         from core.db import Database
         from directory.seed import seed_bench, seed_demo_directory
 
@@ -31,6 +33,8 @@ class CLIPlugin(CLIPluginProtocol):
             upgrade(settings.database_url)
             click.echo(f"Database at {_redact(settings.database_url)} is up to date.")
 
+        add_admin_commands(cli)
+
         @cli.group(name="seed", help="Fill the database with demo or benchmark data.")
         def seed_group() -> None: ...
 
@@ -39,6 +43,7 @@ class CLIPlugin(CLIPluginProtocol):
             db = Database(app_settings(app).database_url)
             try:
                 click.echo(seed_demo_directory(db))
+                click.echo(seed_demo_webinars(db))
             finally:
                 db.dispose()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-MODEL_MODULES = ("directory.models",)
+MODEL_MODULES = ("directory.models", "accounts.models", "core.mail", "booking.models")
 
 
 def import_all_models() -> None:

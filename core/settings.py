@@ -29,6 +29,14 @@ class Settings:
     # Start the outbox worker and the directory refresher with the app (off in some tests).
     background_workers: bool = True
     reminder_hours: float = 24.0
+    # Outbox worker (core/mail.py): how often it looks for due mail; how long a claimed row stays
+    # its worker's (a crashed worker's rows go to another after this; keep it well above an SMTP
+    # exchange); first retry delay, doubled per attempt; attempts before a transient error is final.
+    outbox_poll_seconds: float = 1.0
+    outbox_lease_seconds: float = 300.0
+    outbox_retry_seconds: float = 30.0
+    outbox_max_attempts: int = 48
+    smtp_timeout_seconds: float = 30.0
     debug: bool = False
 
     @property

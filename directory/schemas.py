@@ -7,7 +7,7 @@ from datetime import date
 import msgspec
 
 from directory.geo import haversine_mi
-from directory.search import ProviderDoc, SearchHit
+from directory.search import LocationDoc, ProviderDoc, SearchHit
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG, REGIONS, conditions_in
 
 DISCLAIMER = (
@@ -44,16 +44,7 @@ class ConditionSearch(msgspec.Struct, kw_only=True):
     items: list[ConditionMatchOut]
 
 
-class LocationOut(msgspec.Struct, kw_only=True):
-    clinic_name: str
-    address: str
-    city: str
-    state: str
-    zip: str
-    phone: str
-    lat: float
-    lon: float
-    distance_mi: float | None = None
+LocationOut = LocationDoc
 
 
 class ProviderItem(msgspec.Struct, kw_only=True):
@@ -64,11 +55,11 @@ class ProviderItem(msgspec.Struct, kw_only=True):
     photo_url: str | None
     accepting_new_patients: bool
     telehealth: bool
-    languages: list[str]
-    procedures: list[str]
-    regions: list[str]
-    conditions: list[str]
-    locations: list[LocationOut]
+    languages: tuple[str, ...]
+    procedures: tuple[str, ...]
+    regions: tuple[str, ...]
+    conditions: tuple[str, ...]
+    locations: tuple[LocationOut, ...] | list[LocationOut]
     distance_mi: float | None
     # Why this provider is in the results, in words: "tennis elbow -> Lateral epicondylitis (M77.1-)".
     matched: list[str]
@@ -118,30 +109,27 @@ def regions_out() -> list[RegionOut]:
     ]
 
 
-def _locations(doc: ProviderDoc, origin: tuple[float, float] | None) -> list[LocationOut]:
-    out = [
-        LocationOut(
-            clinic_name=loc.clinic_name,
-            address=loc.address,
-            city=loc.city,
-            state=loc.state,
-            zip=loc.zip,
-            phone=loc.phone,
-            lat=loc.lat,
-            lon=loc.lon,
-            distance_mi=None if origin is None else round(haversine_mi(*origin, loc.lat, loc.lon), 2),
-        )
-        for loc in doc.locations
-    ]
-    if origin is not None:
-        out.sort(key=lambda loc: loc.distance_mi or 0.0)
-    return out
-
-
 def provider_item(
-    hit: SearchHit, disclaimer: str, matched: list[str], origin: tuple[float, float] | None
+    base: ProviderItem, hit: SearchHit, matched: list[str], origin: tuple[float, float] | None
 ) -> ProviderItem:
-    doc = hit.doc
+    """A search hit: the provider's cached item with this search's distances and reasons."""
+    if origin is None or hit.distance_mi is None:
+        return msgspec.structs.replace(base, matched=matched)
+    distance = round(hit.distance_mi, 2)
+    if len(base.locations) == 1:
+        # The index already measured the one location.
+        locations = [msgspec.structs.replace(base.locations[0], distance_mi=distance)]
+    else:
+        locations = [
+            msgspec.structs.replace(loc, distance_mi=round(haversine_mi(*origin, loc.lat, loc.lon), 2))
+            for loc in base.locations
+        ]
+        locations.sort(key=lambda loc: loc.distance_mi or 0.0)
+    return msgspec.structs.replace(base, locations=locations, distance_mi=distance, matched=matched)
+
+
+def base_item(doc: ProviderDoc, disclaimer: str) -> ProviderItem:
+    """The parts of a provider's search item that do not depend on the search."""
     return ProviderItem(
         slug=doc.slug,
         url=f"/api/providers/{doc.slug}",
@@ -150,13 +138,14 @@ def provider_item(
         photo_url=doc.photo_url,
         accepting_new_patients=doc.accepting_new_patients,
         telehealth=doc.telehealth,
-        languages=list(doc.languages),
-        procedures=list(doc.procedures),
-        regions=list(doc.regions),
-        conditions=list(doc.conditions),
-        locations=_locations(doc, origin),
-        distance_mi=None if hit.distance_mi is None else round(hit.distance_mi, 2),
-        matched=matched,
+        # Shared with the index document, not copied: neither side mutates them.
+        languages=doc.languages,
+        procedures=doc.procedures,
+        regions=doc.regions,
+        conditions=doc.conditions,
+        locations=doc.locations,
+        distance_mi=None,
+        matched=[],
         disclaimer=disclaimer,
     )
 
@@ -170,11 +159,11 @@ def provider_detail(doc: ProviderDoc, disclaimer: str) -> ProviderDetail:
         photo_url=doc.photo_url,
         accepting_new_patients=doc.accepting_new_patients,
         telehealth=doc.telehealth,
-        languages=list(doc.languages),
-        procedures=list(doc.procedures),
-        regions=list(doc.regions),
-        conditions=list(doc.conditions),
-        locations=_locations(doc, None),
+        languages=doc.languages,
+        procedures=doc.procedures,
+        regions=doc.regions,
+        conditions=doc.conditions,
+        locations=doc.locations,
         distance_mi=None,
         matched=[],
         disclaimer=disclaimer,

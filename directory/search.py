@@ -11,10 +11,12 @@ a refresh period.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -31,16 +33,18 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
-@dataclass(frozen=True, slots=True)
-class LocationDoc:
+class LocationDoc(msgspec.Struct, frozen=True, kw_only=True):
+    """A clinic location; also what the API shows (`distance_mi` filled in per search)."""
+
     clinic_name: str
     address: str
     city: str
     state: str
     zip: str
+    phone: str
     lat: float
     lon: float
-    phone: str
+    distance_mi: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +87,9 @@ class SearchQuery:
 
 @dataclass(slots=True)
 class SearchHit:
+    position: int
     doc: ProviderDoc
     distance_mi: float | None
-    # Index into doc.locations of the nearest location (0 without `near`).
-    nearest_location: int = 0
 
 
 @dataclass(slots=True)
@@ -103,15 +106,51 @@ def _grow(array: npt.NDArray[np.generic], capacity: int) -> npt.NDArray[np.gener
     return grown
 
 
-def _cell(lat: float, lon: float) -> tuple[int, int]:
-    return (math.floor(lat / CELL_DEG), math.floor(lon / CELL_DEG))
+def _unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
+    phi, lam = math.radians(lat), math.radians(lon)
+    return (math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi))
+
+
+def _row_key(row: int, column: int) -> int:
+    return (row + 1000) * 10_000 + (column + 1000)
+
+
+def _cell_key(lat: float, lon: float) -> int:
+    return _row_key(math.floor(lat / CELL_DEG), math.floor(lon / CELL_DEG))
+
+
+def _lon_ranges(west: float, east: float) -> list[tuple[int, int]]:
+    """Cell columns from west to east longitude, split where they cross the antimeridian."""
+    if east - west >= 360:
+        return [(math.floor(-180 / CELL_DEG), math.floor(180 / CELL_DEG))]
+    ranges = []
+    if west < -180:
+        ranges.append((math.floor((west + 360) / CELL_DEG), math.floor(180 / CELL_DEG)))
+        west = -180
+    if east > 180:
+        ranges.append((math.floor(-180 / CELL_DEG), math.floor((east - 360) / CELL_DEG)))
+        east = 180
+    ranges.append((math.floor(west / CELL_DEG), math.floor(east / CELL_DEG)))
+    return ranges
 
 
 class SearchIndex:
-    """Providers by position; positions are never reused while the index lives."""
+    """Providers by position; positions are never reused while the index lives.
 
-    def __init__(self, docs: Iterable[ProviderDoc] = (), revision: int = 0) -> None:
+    Locations live in two stores. The main store is sorted by one-degree cell, so the cells of a
+    latitude row that a radius touches are one contiguous slice (no gather). Locations added since
+    the last compaction sit in a small unsorted delta store that every near query scans whole;
+    when it grows past a share of the main store, both are merged and sorted again.
+    """
+
+    def __init__(
+        self,
+        docs: Iterable[ProviderDoc] = (),
+        revision: int = 0,
+        derive: Callable[[ProviderDoc], Any] | None = None,
+    ) -> None:
         self.revision = revision
+        self._derive = derive
         self.docs: list[ProviderDoc | None] = []
         self.lower_names: list[str] = []
         self.position: dict[int, int] = {}
@@ -120,24 +159,30 @@ class SearchIndex:
         self.listed: BoolArray = np.zeros(cap, dtype=bool)
         self.accepting: BoolArray = np.zeros(cap, dtype=bool)
         self.telehealth: BoolArray = np.zeros(cap, dtype=bool)
-        self.condition_matrix: npt.NDArray[np.uint8] = np.zeros((cap, len(CONDITIONS)), np.uint8)
-        self.region_matrix: npt.NDArray[np.uint8] = np.zeros((cap, len(REGIONS)), np.uint8)
+        # 0/1 as float32: a facet count is then one BLAS matrix-vector product.
+        self.condition_matrix: npt.NDArray[np.float32] = np.zeros((cap, len(CONDITIONS)), np.float32)
+        self.region_matrix: npt.NDArray[np.float32] = np.zeros((cap, len(REGIONS)), np.float32)
         self.language: dict[str, BoolArray] = {}
         self.provider_ids: IntArray = np.zeros(cap, dtype=np.int64)
-        # Locations, stored flat; a location dies when its provider changes and is never reused.
-        loc_cap = 2048
-        self.loc_lat: FloatArray = np.zeros(loc_cap)
-        self.loc_lon: FloatArray = np.zeros(loc_cap)
-        self.loc_cos_lat: FloatArray = np.zeros(loc_cap)
-        self.loc_provider: IntArray = np.zeros(loc_cap, dtype=np.int64)
-        self.loc_ordinal: IntArray = np.zeros(loc_cap, dtype=np.int64)
-        self.loc_alive: BoolArray = np.zeros(loc_cap, dtype=bool)
-        self.loc_count = 0
+        # Scratch space for per-provider minimum distances; always all +inf between queries.
+        self._best: FloatArray = np.full(cap, np.inf)
+        self._mark: IntArray = np.zeros(cap, dtype=np.int64)
+        # Main location store, sorted by cell key; ids 0..len-1.
+        self.main_xyz: FloatArray = np.zeros((0, 3))
+        self.main_provider: IntArray = np.zeros(0, dtype=np.int64)
+        self.main_alive: BoolArray = np.zeros(0, dtype=bool)
+        self.main_key: IntArray = np.zeros(0, dtype=np.int64)
+        # Delta store, unsorted; ids len(main)..; Python lists until the next query needs arrays.
+        self._delta: list[tuple[tuple[float, float, float], int, int]] = []
+        self._delta_alive: list[bool] = []
+        self._delta_arrays: tuple[FloatArray, IntArray, BoolArray] | None = None
         self.provider_locs: dict[int, list[int]] = {}
-        self._cells: dict[tuple[int, int], list[int]] = {}
-        self._cell_arrays: dict[tuple[int, int], IntArray] = {}
         self._name_order: IntArray | None = None
+        # What callers derive from a document (its API item): made by `derive` when a document
+        # arrives, so a search only copies it; dropped when the document changes.
+        self.derived: dict[int, Any] = {}
         self.apply(docs)
+        self.compact()
 
     def __len__(self) -> int:
         return int(self.listed[: len(self.docs)].sum())
@@ -150,6 +195,8 @@ class SearchIndex:
             self._apply_one(doc)
             self.revision = max(self.revision, doc.revision)
         self._name_order = None
+        if len(self._delta) > max(2000, len(self.main_key) // 20):
+            self.compact()
 
     def _apply_one(self, doc: ProviderDoc) -> None:
         pos = self.position.get(doc.id)
@@ -166,6 +213,7 @@ class SearchIndex:
             if old is not None:
                 self.by_slug.pop(old.slug, None)
             self._clear_row(pos)
+            self.derived.pop(pos, None)
         self.provider_ids[pos] = doc.id
         if not doc.listed:
             self.docs[pos] = None
@@ -173,6 +221,8 @@ class SearchIndex:
             return
         self.docs[pos] = doc
         self.lower_names[pos] = doc.name.lower()
+        if self._derive is not None:
+            self.derived[pos] = self._derive(doc)
         self.by_slug[doc.slug] = pos
         self.listed[pos] = True
         self.accepting[pos] = doc.accepting_new_patients
@@ -188,7 +238,15 @@ class SearchIndex:
             if key not in self.language:
                 self.language[key] = np.zeros(len(self.listed), dtype=bool)
             self.language[key][pos] = True
-        self._add_locations(pos, doc.locations)
+        ids = []
+        for location in doc.locations:
+            ids.append(len(self.main_key) + len(self._delta))
+            self._delta.append(
+                (_unit_vector(location.lat, location.lon), pos, _cell_key(location.lat, location.lon))
+            )
+            self._delta_alive.append(True)
+        self._delta_arrays = None
+        self.provider_locs[pos] = ids
 
     def _clear_row(self, pos: int) -> None:
         self.listed[pos] = self.accepting[pos] = self.telehealth[pos] = False
@@ -196,27 +254,31 @@ class SearchIndex:
         self.region_matrix[pos] = 0
         for column in self.language.values():
             column[pos] = False
+        main_size = len(self.main_key)
         for loc in self.provider_locs.pop(pos, []):
-            self.loc_alive[loc] = False
+            if loc < main_size:
+                self.main_alive[loc] = False
+            else:
+                self._delta_alive[loc - main_size] = False
+                self._delta_arrays = None
 
-    def _add_locations(self, pos: int, locations: Sequence[LocationDoc]) -> None:
-        start = self.loc_count
-        self._ensure_loc_capacity(start + len(locations))
-        ids = []
-        for ordinal, location in enumerate(locations):
-            loc = start + ordinal
-            self.loc_lat[loc] = math.radians(location.lat)
-            self.loc_lon[loc] = math.radians(location.lon)
-            self.loc_cos_lat[loc] = math.cos(self.loc_lat[loc])
-            self.loc_provider[loc] = pos
-            self.loc_ordinal[loc] = ordinal
-            self.loc_alive[loc] = True
-            cell = _cell(location.lat, location.lon)
-            self._cells.setdefault(cell, []).append(loc)
-            self._cell_arrays.pop(cell, None)
-            ids.append(loc)
-        self.loc_count += len(locations)
-        self.provider_locs[pos] = ids
+    def compact(self) -> None:
+        """Merge the delta store into the main store, dropping dead locations, sorted by cell."""
+        alive = self.main_alive
+        delta = [d for d, ok in zip(self._delta, self._delta_alive, strict=True) if ok]
+        xyz = np.concatenate([self.main_xyz[alive], np.array([d[0] for d in delta]).reshape(-1, 3)])
+        provider = np.concatenate(
+            [self.main_provider[alive], np.array([d[1] for d in delta], dtype=np.int64)]
+        )
+        key = np.concatenate([self.main_key[alive], np.array([d[2] for d in delta], dtype=np.int64)])
+        order = np.argsort(key, kind="stable")
+        self.main_xyz = np.ascontiguousarray(xyz[order])
+        self.main_provider, self.main_key = provider[order], key[order]
+        self.main_alive = np.ones(len(order), dtype=bool)
+        self._delta, self._delta_alive, self._delta_arrays = [], [], None
+        self.provider_locs = {}
+        for loc, pos in enumerate(self.main_provider.tolist()):
+            self.provider_locs.setdefault(pos, []).append(loc)
 
     def _ensure_capacity(self, needed: int) -> None:
         if needed <= len(self.listed):
@@ -229,17 +291,8 @@ class SearchIndex:
         self.region_matrix = _grow(self.region_matrix, cap)  # type: ignore[assignment]
         self.provider_ids = _grow(self.provider_ids, cap)  # type: ignore[assignment]
         self.language = {k: _grow(v, cap) for k, v in self.language.items()}  # type: ignore[misc]
-
-    def _ensure_loc_capacity(self, needed: int) -> None:
-        if needed <= len(self.loc_lat):
-            return
-        cap = max(needed, 2 * len(self.loc_lat))
-        self.loc_lat = _grow(self.loc_lat, cap)  # type: ignore[assignment]
-        self.loc_lon = _grow(self.loc_lon, cap)  # type: ignore[assignment]
-        self.loc_cos_lat = _grow(self.loc_cos_lat, cap)  # type: ignore[assignment]
-        self.loc_provider = _grow(self.loc_provider, cap)  # type: ignore[assignment]
-        self.loc_ordinal = _grow(self.loc_ordinal, cap)  # type: ignore[assignment]
-        self.loc_alive = _grow(self.loc_alive, cap)  # type: ignore[assignment]
+        self._best = np.full(cap, np.inf)
+        self._mark = np.zeros(cap, dtype=np.int64)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -250,57 +303,59 @@ class SearchIndex:
     def known_languages(self) -> list[str]:
         return sorted(k for k, column in self.language.items() if column.any())
 
-    def _cell_array(self, cell: tuple[int, int]) -> IntArray | None:
-        array = self._cell_arrays.get(cell)
-        if array is None:
-            members = self._cells.get(cell)
-            if not members:
-                return None
-            array = np.fromiter(members, dtype=np.int64, count=len(members))
-            self._cell_arrays[cell] = array
-        return array
+    def _delta_store(self) -> tuple[FloatArray, IntArray, BoolArray]:
+        if self._delta_arrays is None:
+            self._delta_arrays = (
+                np.array([d[0] for d in self._delta]).reshape(-1, 3),
+                np.array([d[1] for d in self._delta], dtype=np.int64),
+                np.array(self._delta_alive, dtype=bool),
+            )
+        return self._delta_arrays
 
-    def _within(self, lat: float, lon: float, radius_mi: float) -> tuple[IntArray, FloatArray, IntArray]:
-        """Providers with a location within the radius: positions, distances, nearest ordinal."""
+    def _within(self, lat: float, lon: float, radius_mi: float) -> tuple[IntArray, FloatArray]:
+        """Providers with a location within the radius, and each one's nearest distance."""
         dlat = math.degrees(radius_mi / EARTH_RADIUS_MI)
         coslat = max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
         dlon = min(180.0, dlat / coslat)
-        lat_cells = range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1)
-        lon_lo, lon_hi = math.floor((lon - dlon) / CELL_DEG), math.floor((lon + dlon) / CELL_DEG)
-        chunks = []
-        for i in lat_cells:
-            for j in range(lon_lo, lon_hi + 1):
-                # Longitude wraps at the antimeridian (Alaska's Aleutians, Guam).
-                wrapped = ((j * CELL_DEG + 180.0) % 360.0 - 180.0) / CELL_DEG
-                array = self._cell_array((i, math.floor(wrapped)))
-                if array is not None:
-                    chunks.append(array)
-        empty = np.zeros(0, dtype=np.int64)
-        if not chunks:
-            return empty, np.zeros(0), empty
-        locs = np.concatenate(chunks) if len(chunks) > 1 else chunks[0]
-        locs = locs[self.loc_alive[locs]]
-        lat0, lon0 = math.radians(lat), math.radians(lon)
-        half_dlat = (self.loc_lat[locs] - lat0) * 0.5
-        half_dlon = (self.loc_lon[locs] - lon0) * 0.5
-        a = np.sin(half_dlat) ** 2 + math.cos(lat0) * self.loc_cos_lat[locs] * np.sin(half_dlon) ** 2
-        distance = 2 * EARTH_RADIUS_MI * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
-        inside = distance <= radius_mi
-        locs, distance = locs[inside], distance[inside]
-        providers = self.loc_provider[locs]
-        # Nearest location per provider: sort by (provider, distance), keep each provider's first.
-        order = np.lexsort((distance, providers))
-        providers, distance, locs = providers[order], distance[order], locs[order]
-        first = np.ones(len(providers), dtype=bool)
-        first[1:] = providers[1:] != providers[:-1]
-        return providers[first], distance[first], self.loc_ordinal[locs[first]]
+        origin = np.array(_unit_vector(lat, lon))
+        min_cos = math.cos(radius_mi / EARTH_RADIUS_MI)
+        cosine_parts, provider_parts = [], []
+        keys = self.main_key
+        for row in range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1):
+            for lo, hi in _lon_ranges(lon - dlon, lon + dlon):
+                start = int(np.searchsorted(keys, _row_key(row, lo), "left"))
+                stop = int(np.searchsorted(keys, _row_key(row, hi), "right"))
+                if stop > start:
+                    cosines = self.main_xyz[start:stop] @ origin
+                    keep = (cosines >= min_cos) & self.main_alive[start:stop]
+                    cosine_parts.append(cosines[keep])
+                    provider_parts.append(self.main_provider[start:stop][keep])
+        if self._delta:
+            xyz, provider, alive = self._delta_store()
+            cosines = xyz @ origin
+            keep = (cosines >= min_cos) & alive
+            cosine_parts.append(cosines[keep])
+            provider_parts.append(provider[keep])
+        if not cosine_parts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0)
+        cosines = np.concatenate(cosine_parts)
+        providers = np.concatenate(provider_parts)
+        distance = EARTH_RADIUS_MI * np.arccos(np.minimum(cosines, 1.0))
+        # Nearest location per provider without sorting: scatter-min into scratch, then keep one
+        # entry per provider (the last write of each wins in `_mark`).
+        best, mark = self._best, self._mark
+        np.minimum.at(best, providers, distance)
+        mark[providers] = np.arange(len(providers))
+        unique = providers[mark[providers] == np.arange(len(providers))]
+        nearest = best[unique]
+        best[providers] = np.inf
+        return unique, nearest
 
     def search(self, query: SearchQuery) -> SearchResult:
         n = len(self.docs)
         distance: FloatArray | None = None
-        nearest: IntArray | None = None
         if query.near is not None:
-            positions, distance, nearest = self._within(*query.near, query.radius_mi)
+            positions, distance = self._within(*query.near, query.radius_mi)
         else:
             positions = np.flatnonzero(self.listed[:n])
         base = self.listed[positions]
@@ -315,23 +370,25 @@ class SearchIndex:
             needle = query.text.strip().lower()
             names = self.lower_names
             base &= np.fromiter((needle in names[p] for p in positions), dtype=bool, count=len(positions))
+        # np.take copies rows several times faster than fancy indexing.
+        condition_rows = np.take(self.condition_matrix, positions, axis=0)
+        region_rows = np.take(self.region_matrix, positions, axis=0)
         condition_mask: BoolArray = np.ones(len(positions), dtype=bool)
         if query.conditions:
             columns = [CONDITION_COLUMN[s] for s in query.conditions if s in CONDITION_COLUMN]
-            condition_mask = np.asarray(self.condition_matrix[positions][:, columns].any(axis=1), dtype=bool)
+            condition_mask = condition_rows[:, columns].max(axis=1) > 0
         region_mask: BoolArray = np.ones(len(positions), dtype=bool)
         if query.region:
-            region_mask = self.region_matrix[positions, REGION_COLUMN[query.region]].astype(bool)
+            region_mask = region_rows[:, REGION_COLUMN[query.region]] > 0
         # Facets count what choosing that value instead would return, other filters kept.
-        condition_counts = self.condition_matrix[positions[base & region_mask]].sum(axis=0)
-        region_counts = self.region_matrix[positions[base & condition_mask]].sum(axis=0)
+        condition_counts = (base & region_mask).astype(np.float32) @ condition_rows
+        region_counts = (base & condition_mask).astype(np.float32) @ region_rows
         selected = base & condition_mask & region_mask
         matched = positions[selected]
         total = len(matched)
         dist: FloatArray | None = None
-        near_ord: IntArray | None = None
-        if distance is not None and nearest is not None:
-            dist, near_ord = distance[selected], nearest[selected]
+        if distance is not None:
+            dist = distance[selected]
             # Ties on distance break by provider id, so paging is stable.
             order = np.lexsort((self.provider_ids[matched], dist))
         else:
@@ -342,13 +399,7 @@ class SearchIndex:
         for k in page_order:
             doc = self.docs[matched[k]]
             assert doc is not None
-            hits.append(
-                SearchHit(
-                    doc,
-                    None if dist is None else float(dist[k]),
-                    0 if near_ord is None else int(near_ord[k]),
-                )
-            )
+            hits.append(SearchHit(int(matched[k]), doc, None if dist is None else float(dist[k])))
         return SearchResult(
             total=total,
             hits=hits,

@@ -11,16 +11,26 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from functools import partial
 
 import anyio.to_thread
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import selectinload
 from sqlmodel import Session
 
 from core.db import Database
 from directory.geo import lookup_zip
 from directory.matching import match_conditions, resolve_condition
 from directory.models import DirectoryState, Location, Provider, ProviderCondition, ProviderRegion, utcnow
-from directory.schemas import Facets, ProviderPage, Suggestions, condition_out, provider_item, region_name
+from directory.schemas import (
+    Facets,
+    ProviderPage,
+    Suggestions,
+    base_item,
+    condition_out,
+    provider_item,
+    region_name,
+)
 from directory.search import LocationDoc, ProviderDoc, SearchIndex, SearchQuery, SearchResult, regions_for
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG
 
@@ -111,6 +121,100 @@ def validate_listing(data: ListingInput) -> dict[str, str]:
     return errors
 
 
+def normalise_listing(data: ListingInput) -> ListingInput:
+    """The listing as `save_listing` stores it: trimmed, de-duplicated, city and state from the ZIP.
+
+    Comparing this with a stored listing tells what an edit would really change.
+    """
+    return replace(
+        data,
+        name=data.name.strip(),
+        credentials=data.credentials.strip(),
+        npi=(data.npi or "").strip() or None,
+        languages=[lang.strip() for lang in data.languages if lang.strip()],
+        procedures=[p.strip() for p in data.procedures if p.strip()],
+        conditions=list(dict.fromkeys(data.conditions)),
+        regions=list(dict.fromkeys(data.regions)),
+        locations=[_normalise_location(loc) for loc in data.locations],
+    )
+
+
+def _normalise_location(loc: LocationInput) -> LocationInput:
+    try:
+        place = lookup_zip(loc.zip)
+    except ValueError:
+        return loc  # validate_listing reports the ZIP
+    return LocationInput(
+        clinic_name=loc.clinic_name.strip(),
+        address=loc.address.strip(),
+        city=loc.city.strip() or place.city,
+        state=(loc.state.strip() or place.state).upper(),
+        zip=place.zip,
+        phone=loc.phone.strip(),
+    )
+
+
+def check_listing(session: Session, data: ListingInput, provider_id: int | None = None) -> dict[str, str]:
+    """`validate_listing` plus what only the database knows: an NPI or slug another provider holds."""
+    errors = validate_listing(data)
+    p = Provider.__table__  # type: ignore[attr-defined]
+    npi = (data.npi or "").strip()
+    if npi and "npi" not in errors:
+        query = select(p.c.slug, p.c.deleted_at).where(p.c.npi == npi)
+        if provider_id is not None:
+            query = query.where(p.c.id != provider_id)
+        holder = session.execute(query).first()
+        if holder is not None:
+            deleted = " (deleted)" if holder.deleted_at is not None else ""
+            errors["npi"] = f"NPI {npi} is already listed for provider '{holder.slug}'{deleted}."
+    taken = data.slug and session.execute(select(p.c.id).where(p.c.slug == data.slug)).first()
+    if provider_id is None and taken:
+        errors["slug"] = f"The slug '{data.slug}' is taken by another provider."
+    return errors
+
+
+def load_provider(session: Session, slug: str) -> Provider | None:
+    """One provider (deleted ones too) with its locations, conditions and regions loaded."""
+    return (
+        session.execute(
+            select(Provider)
+            .where(Provider.__table__.c.slug == slug)  # type: ignore[attr-defined]
+            .options(
+                selectinload(Provider.locations),  # type: ignore[arg-type]
+                selectinload(Provider.conditions),  # type: ignore[arg-type]
+                selectinload(Provider.regions),  # type: ignore[arg-type]
+            )
+            .execution_options(populate_existing=True)
+        )
+        .scalars()
+        .first()
+    )
+
+
+def listing_of(provider: Provider) -> ListingInput:
+    """A loaded provider (see `load_provider`) as the input that would save it unchanged."""
+    return ListingInput(
+        name=provider.name,
+        credentials=provider.credentials,
+        npi=provider.npi,
+        bio=provider.bio,
+        photo_url=provider.photo_url,
+        languages=list(provider.languages),
+        procedures=list(provider.procedures),
+        accepting_new_patients=provider.accepting_new_patients,
+        telehealth=provider.telehealth,
+        published=provider.published,
+        conditions=sorted(c.condition_slug for c in provider.conditions),
+        regions=sorted(r.region_slug for r in provider.regions),
+        locations=[
+            LocationInput(loc.clinic_name, loc.address, loc.city, loc.state, loc.zip, loc.phone)
+            for loc in provider.locations
+        ],
+        last_reviewed=provider.last_reviewed,
+        slug=provider.slug,
+    )
+
+
 def bump_version(session: Session) -> int:
     """Raise the directory version in this transaction; rows stamped with it reach every worker.
 
@@ -144,23 +248,24 @@ def unique_slug(session: Session, name: str, exclude_id: int | None = None) -> s
 
 def save_listing(session: Session, data: ListingInput, provider: Provider | None = None) -> Provider:
     """Create or replace a provider listing; the caller owns the transaction."""
-    errors = validate_listing(data)
+    errors = check_listing(session, data, None if provider is None else provider.id)
     if errors:
         raise InvalidListing(errors)
+    data = normalise_listing(data)
     version = bump_version(session)
     if provider is None:
         provider = Provider(
             slug=data.slug or unique_slug(session, data.name),
-            name=data.name.strip(),
+            name=data.name,
         )
         session.add(provider)
-    provider.name = data.name.strip()
-    provider.credentials = data.credentials.strip()
-    provider.npi = data.npi or None
+    provider.name = data.name
+    provider.credentials = data.credentials
+    provider.npi = data.npi
     provider.bio = data.bio
     provider.photo_url = data.photo_url
-    provider.languages = [lang.strip() for lang in data.languages if lang.strip()]
-    provider.procedures = [p.strip() for p in data.procedures if p.strip()]
+    provider.languages = data.languages
+    provider.procedures = data.procedures
     provider.accepting_new_patients = data.accepting_new_patients
     provider.telehealth = data.telehealth
     provider.published = data.published
@@ -172,24 +277,33 @@ def save_listing(session: Session, data: ListingInput, provider: Provider | None
     pid = provider.id
     for table in (Location.__table__, ProviderCondition.__table__, ProviderRegion.__table__):  # type: ignore[attr-defined]
         session.execute(table.delete().where(table.c.provider_id == pid))
+    # A caller may have loaded the rows just deleted (for a "before" snapshot): forget them, so
+    # the new rows below do not collide with their identities in the session.
+    session.expire(provider, ["locations", "conditions", "regions"])
+    for stale in [
+        obj
+        for obj in session.identity_map.values()
+        if isinstance(obj, Location | ProviderCondition | ProviderRegion) and obj.provider_id == pid
+    ]:
+        session.expunge(stale)
     for loc in data.locations:
         place = lookup_zip(loc.zip)
         session.add(
             Location(
                 provider_id=pid,
-                clinic_name=loc.clinic_name.strip(),
-                address=loc.address.strip(),
-                city=loc.city.strip() or place.city,
-                state=(loc.state.strip() or place.state).upper(),
-                zip=place.zip,
+                clinic_name=loc.clinic_name,
+                address=loc.address,
+                city=loc.city,
+                state=loc.state,
+                zip=loc.zip,
                 lat=place.lat,
                 lon=place.lon,
-                phone=loc.phone.strip(),
+                phone=loc.phone,
             )
         )
-    for slug in dict.fromkeys(data.conditions):
+    for slug in data.conditions:
         session.add(ProviderCondition(provider_id=pid, condition_slug=slug))
-    for slug in dict.fromkeys(data.regions):
+    for slug in data.regions:
         session.add(ProviderRegion(provider_id=pid, region_slug=slug))
     session.flush()
     return provider
@@ -231,14 +345,14 @@ def load_docs(session: Session, since_revision: int | None = None) -> list[Provi
         ).mappings():
             locations[loc["provider_id"]].append(
                 LocationDoc(
-                    loc["clinic_name"],
-                    loc["address"],
-                    loc["city"],
-                    loc["state"],
-                    loc["zip"],
-                    loc["lat"],
-                    loc["lon"],
-                    loc["phone"],
+                    clinic_name=loc["clinic_name"],
+                    address=loc["address"],
+                    city=loc["city"],
+                    state=loc["state"],
+                    zip=loc["zip"],
+                    phone=loc["phone"],
+                    lat=loc["lat"],
+                    lon=loc["lon"],
                 )
             )
         pc, pr = ProviderCondition.__table__, ProviderRegion.__table__  # type: ignore[attr-defined]
@@ -282,11 +396,13 @@ def _chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def build_index(db: Database) -> SearchIndex:
+def build_index(db: Database, disclaimer: str | None = None) -> SearchIndex:
+    """The listed directory as a search index; with a disclaimer, API items are pre-built too."""
     with db.session() as session:
         version = current_version(session)
         docs = load_docs(session)
-    return SearchIndex(docs, revision=version)
+    derive = None if disclaimer is None else partial(base_item, disclaimer=disclaimer)
+    return SearchIndex(docs, revision=version, derive=derive)
 
 
 class DirectoryRefresher:
@@ -296,14 +412,15 @@ class DirectoryRefresher:
     bounds staleness to about one period on every worker, whichever worker made the change.
     """
 
-    def __init__(self, db: Database, period: float) -> None:
+    def __init__(self, db: Database, period: float, disclaimer: str) -> None:
         self.db = db
         self.period = period
+        self.disclaimer = disclaimer
         self.index = SearchIndex()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.index = await anyio.to_thread.run_sync(build_index, self.db)
+        self.index = await anyio.to_thread.run_sync(build_index, self.db, self.disclaimer)
         self._task = asyncio.create_task(self._run(), name="directory-refresher")
 
     async def stop(self) -> None:
@@ -377,16 +494,21 @@ def search_providers(index: SearchIndex, params: ProviderSearch, disclaimer: str
     )
     unmatched_condition = bool(params.condition) and not matches
     result = SearchResult(total=0, hits=[]) if unmatched_condition else index.search(query)
+    reasons = [(m.condition.slug, m.why) for m in matches]
+    also = []
+    if params.region:
+        also.append(f"treats the {region_name(params.region).lower()}")
+    if params.q:
+        also.append(f"name contains \u201c{params.q.strip()}\u201d")
     items = []
     for hit in result.hits:
-        why = [m.why for m in matches if m.condition.slug in hit.doc.conditions]
-        if params.region:
-            why.append(f"treats the {region_name(params.region).lower()}")
-        if params.q:
-            why.append(f"name contains \u201c{params.q.strip()}\u201d")
+        why = [text for slug, text in reasons if slug in hit.doc.conditions] + also
         if hit.distance_mi is not None:
             why.append(f"{hit.distance_mi:.1f} mi from ZIP {near_zip}")
-        items.append(provider_item(hit, disclaimer, why, origin))
+        base = index.derived.get(hit.position)
+        if base is None:
+            base = index.derived[hit.position] = base_item(hit.doc, disclaimer)
+        items.append(provider_item(base, hit, why, origin))
     suggestions = None
     if result.total == 0:
         suggestions = _suggest(index, params, query, unmatched_condition)

@@ -18,10 +18,13 @@ from litestar.testing import AsyncTestClient
 from sqlalchemy import create_engine, text
 from sqlmodel import SQLModel
 
+from accounts.guards import CSRF_HEADER
+from accounts.service import create_admin
 from app import create_app
 from core.db import Database
 from core.models import import_all_models
 from core.settings import Settings
+from tests.mailserver import MailServer
 
 PG_URL = os.environ.get("TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("REQUIRE_POSTGRES") == "1"
@@ -110,6 +113,17 @@ def db(settings: Settings) -> Iterator[Database]:
 
 
 @pytest.fixture
+def smtp_server() -> Iterator[MailServer]:
+    """A real SMTP server on a free loopback port; `.messages` holds what it received."""
+    server = MailServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
 def app(settings: Settings, db: Database) -> Litestar:
     return create_app(settings)
 
@@ -118,3 +132,26 @@ def app(settings: Settings, db: Database) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
     async with AsyncTestClient(app=app) as client:
         yield client
+
+
+ADMIN_EMAIL = "admin@clinic.example"
+ADMIN_PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def admin_account(db: Database) -> tuple[str, str]:
+    """An admin account in the test database: (email, password)."""
+    create_admin(db, ADMIN_EMAIL, ADMIN_PASSWORD)
+    return ADMIN_EMAIL, ADMIN_PASSWORD
+
+
+@pytest.fixture
+async def admin_client(
+    client: AsyncTestClient[Litestar], admin_account: tuple[str, str]
+) -> AsyncTestClient[Litestar]:
+    """`client`, signed in as an admin and sending its CSRF token (X-CSRF-Token) on every request."""
+    email, password = admin_account
+    response = await client.post("/api/admin/login", json={"email": email, "password": password})
+    assert response.status_code == 200, response.text
+    client.headers[CSRF_HEADER] = response.json()["csrf_token"]
+    return client

@@ -34,3 +34,14 @@ def test_runs_as_non_root_and_uses_readme_commands() -> None:
     assert "litestar --app app:create_app run" in readme
     assert "litestar --app app:create_app db upgrade" in dockerfile
     assert "litestar --app app:create_app db upgrade" in readme
+
+
+def test_image_gets_every_package() -> None:
+    """Each package pyproject.toml ships is copied into the build stage (else the image can't import it)."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]]
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    for package in packages:
+        assert f"COPY {package} ./{package}" in dockerfile, package

@@ -1,0 +1,1 @@
+"""Admin accounts: sign-in, server-side sessions, CSRF, login throttling and the audit log."""

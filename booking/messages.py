@@ -1,0 +1,287 @@
+"""Webinar e-mails: pure functions from a `MessageContext` (and an invite) to an `EmailMessage`.
+
+The MIME tree is RFC 6047 iMIP as Gmail, Outlook and Apple Mail expect it:
+
+    multipart/mixed
+      multipart/alternative
+        text/plain
+        text/html
+        text/calendar; method=REQUEST|CANCEL; charset=UTF-8
+      application/ics; name=invite.ics (the same bytes, for clients that only save attachments)
+
+Subjects stay discreet (a subject line is seen on lock screens and shared inboxes): they never carry
+the webinar's title, which may name a condition; the body does.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import parseaddr
+from enum import StrEnum
+from typing import Literal
+from zoneinfo import ZoneInfo
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_METHOD_LINE = re.compile(rb"^METHOD:([A-Z-]+)\r?$", re.MULTILINE)
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+class MessageKind(StrEnum):
+    confirmed = "confirmed"
+    waitlisted = "waitlisted"
+    promoted = "promoted"
+    cancelled = "cancelled"
+    session_moved = "session_moved"
+    session_cancelled = "session_cancelled"
+    reminder = "reminder"
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """Everything one e-mail says. Times are timezone-aware; `timezone` is the session's IANA zone."""
+
+    kind: MessageKind
+    recipient_email: str
+    recipient_name: str
+    webinar_title: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    join_url: str | None
+    manage_url: str
+    ics_url: str
+    network_name: str
+    mail_from: str
+    waitlist_position: int | None = None
+    previous_starts_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        for moment in (self.starts_at, self.ends_at, self.previous_starts_at):
+            if moment is not None and moment.utcoffset() is None:
+                raise ValueError("MessageContext times must be timezone-aware")
+        ZoneInfo(self.timezone)  # an unknown zone fails here, not halfway through a send
+
+
+_INTROS = {
+    MessageKind.confirmed: "Thank you for registering. Your seat is confirmed for this free webinar:",
+    MessageKind.waitlisted: "Thank you for registering. This webinar is full, so you are on the waitlist:",
+    MessageKind.promoted: "Good news: a seat opened up, and it is yours. You are now confirmed for:",
+    MessageKind.cancelled: "Your registration has been cancelled. You will not get more e-mails about:",
+    MessageKind.session_moved: "The webinar you registered for has moved to a new time:",
+    MessageKind.session_cancelled: "We are sorry: this webinar has been cancelled and will not take place:",
+    MessageKind.reminder: "This is a reminder that your webinar is coming up soon:",
+}
+# Only people holding a seat ever see the join link (DESIGN.md: the join URL is secret).
+_SHOWS_JOIN = {MessageKind.confirmed, MessageKind.promoted, MessageKind.session_moved, MessageKind.reminder}
+
+
+def build_message(
+    ctx: MessageContext,
+    invite: bytes | None = None,
+    method: Literal["REQUEST", "CANCEL"] | None = None,
+) -> EmailMessage:
+    """One e-mail to one attendee; with `invite`, an iMIP message whose header method is METHOD."""
+    method = _checked_method(invite, method)
+    zone = ZoneInfo(ctx.timezone)
+    message = EmailMessage()
+    message["Subject"] = _subject(ctx, zone)
+    sender = parseaddr(ctx.mail_from)[1] or ctx.mail_from
+    message["From"] = Address(display_name=_clean(ctx.network_name), addr_spec=sender)
+    message["To"] = Address(display_name=_clean(ctx.recipient_name), addr_spec=ctx.recipient_email)
+    paragraphs = _paragraphs(ctx, zone, with_invite=invite is not None)
+    message.set_content(_plain(ctx, paragraphs))
+    message.add_alternative(_html(ctx, paragraphs), subtype="html")
+    if invite is not None and method is not None:
+        # Base64 keeps the calendar's CRLFs and folding byte for byte through every relay.
+        message.add_alternative(
+            invite, maintype="text", subtype="calendar", params={"method": method, "charset": "UTF-8"}
+        )
+        message.add_attachment(invite, maintype="application", subtype="ics", filename="invite.ics")
+    return message
+
+
+def format_when(starts_at: datetime, ends_at: datetime, zone: tzinfo) -> str:
+    """'Sunday, March 8, 2026, 1:30 AM EST – 3:30 AM EDT': the zone named at each end if it changes."""
+    start, end = starts_at.astimezone(zone), ends_at.astimezone(zone)
+    start_zone, end_zone = _zone_abbr(start), _zone_abbr(end)
+    left = f"{_long_date(start)}, {_clock(start)}"
+    right = _clock(end) if end.date() == start.date() else f"{_long_date(end)}, {_clock(end)}"
+    if start_zone != end_zone:
+        return f"{left} {start_zone} – {right} {end_zone}"
+    return f"{left} – {right} {end_zone}"
+
+
+def _checked_method(invite: bytes | None, method: str | None) -> Literal["REQUEST", "CANCEL"] | None:
+    if invite is None:
+        if method is not None:
+            raise ValueError("a method needs an invite to go with it")
+        return None
+    found = _METHOD_LINE.search(invite)
+    inside = found.group(1).decode() if found else None
+    if inside not in ("REQUEST", "CANCEL"):
+        raise ValueError(f"an emailed invite needs METHOD:REQUEST or METHOD:CANCEL, not {inside!r}")
+    # RFC 6047 2.4: the Content-Type method parameter must equal the METHOD inside.
+    if method is not None and method != inside:
+        raise ValueError(f"method={method} but the invite says METHOD:{inside}")
+    return "REQUEST" if inside == "REQUEST" else "CANCEL"
+
+
+def _subject(ctx: MessageContext, zone: ZoneInfo) -> str:
+    when = _short(ctx.starts_at.astimezone(zone))
+    match ctx.kind:
+        case MessageKind.confirmed:
+            return f"Your webinar seat is confirmed – {when}"
+        case MessageKind.waitlisted:
+            return f"You are on the waitlist for a webinar – {when}"
+        case MessageKind.promoted:
+            return f"A seat opened up: your webinar seat is confirmed – {when}"
+        case MessageKind.cancelled:
+            return f"Your webinar registration is cancelled – {when}"
+        case MessageKind.session_moved:
+            return f"New time for your webinar – now {when}"
+        case MessageKind.session_cancelled:
+            return f"Your webinar has been cancelled – it was {when}"
+        case MessageKind.reminder:
+            return f"Reminder: your webinar starts {when}"
+
+
+def _paragraphs(ctx: MessageContext, zone: ZoneInfo, *, with_invite: bool) -> list[tuple[str, str]]:
+    """The body as (label, text) pairs: the plain and HTML versions say exactly the same things."""
+    local = format_when(ctx.starts_at, ctx.ends_at, zone)
+    utc = format_when(ctx.starts_at, ctx.ends_at, UTC)
+    city = ctx.timezone.rsplit("/", 1)[-1].replace("_", " ")
+    intro = _INTROS[ctx.kind]
+    parts: list[tuple[str, str]] = [("", f"Hello {_clean(ctx.recipient_name)},"), ("", intro)]
+    parts.append(("title", _clean(ctx.webinar_title)))
+    if ctx.kind is MessageKind.session_moved and ctx.previous_starts_at is not None:
+        parts.append(("Old time", _long(ctx.previous_starts_at.astimezone(zone))))
+    parts.append(("New time" if ctx.kind is MessageKind.session_moved else "When", f"{local} ({city} time)"))
+    parts.append(("In UTC", utc))
+    if ctx.kind is MessageKind.waitlisted:
+        place = f"You are number {ctx.waitlist_position} on the waitlist. " if ctx.waitlist_position else ""
+        parts.append(
+            ("", place + "If a seat opens up, we will confirm you and e-mail you the calendar invitation.")
+        )
+    if ctx.join_url and ctx.kind in _SHOWS_JOIN:
+        parts.append(("Join online", ctx.join_url))
+    if with_invite:
+        if ctx.kind in (MessageKind.cancelled, MessageKind.session_cancelled):
+            note = "The attached calendar update removes the webinar from your calendar."
+        else:
+            note = "The calendar invitation is attached: open it to add the webinar to your calendar."
+        parts.append(("", note))
+        parts.append(("Calendar file", ctx.ics_url))
+    manage = (
+        "To see your registration, use your private link:"
+        if ctx.kind in (MessageKind.cancelled, MessageKind.session_cancelled)
+        else "To cancel your seat or get the calendar file again, use your private link:"
+    )
+    parts.append(("", manage))
+    parts.append(("manage", ctx.manage_url))
+    parts.append(("", "Please do not share this link: it lets anyone change your registration."))
+    return parts
+
+
+def _plain(ctx: MessageContext, paragraphs: list[tuple[str, str]]) -> str:
+    lines: list[str] = []
+    for label, text in paragraphs:
+        if label in ("", "title", "manage"):
+            lines.append(f"    {text}" if label == "title" else text)
+        else:
+            lines.append(f"{label}: {text}")
+        lines.append("")
+    lines.append(_footer(ctx))
+    return "\n".join(lines) + "\n"
+
+
+def _html(ctx: MessageContext, paragraphs: list[tuple[str, str]]) -> str:
+    body: list[str] = []
+    for label, text in paragraphs:
+        value = html.escape(text)
+        if label == "title":
+            body.append(f'<p style="font-size:20px;font-weight:bold;margin:16px 0">{value}</p>')
+        elif label == "manage":
+            body.append(
+                f'<p><a href="{html.escape(text, quote=True)}" style="display:inline-block;padding:12px 20px;'
+                'background:#14532d;color:#ffffff;text-decoration:none;border-radius:6px;font-size:18px">'
+                "Manage my registration</a></p>"
+                f'<p style="font-size:14px;color:#444444">{value}</p>'
+            )
+        elif label in ("Join online", "Calendar file"):
+            link = f'<a href="{html.escape(text, quote=True)}">{value}</a>'
+            body.append(f"<p><strong>{html.escape(label)}:</strong> {link}</p>")
+        elif label:
+            body.append(f"<p><strong>{html.escape(label)}:</strong> {value}</p>")
+        else:
+            body.append(f"<p>{value}</p>")
+    footer = html.escape(_footer(ctx))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>{html.escape(_clean(ctx.network_name))}</title></head>\n"
+        '<body style="font-family:Arial,Helvetica,sans-serif;font-size:18px;line-height:1.5;color:#111111;'
+        'max-width:640px;margin:0 auto;padding:16px">\n'
+        + "\n".join(body)
+        + f'\n<p style="font-size:14px;color:#444444">{footer}</p>\n</body></html>\n'
+    )
+
+
+def _footer(ctx: MessageContext) -> str:
+    return (
+        f"— {_clean(ctx.network_name)}. Our webinars are general education, not medical advice "
+        "for your own situation."
+    )
+
+
+def _clean(value: str) -> str:
+    # Names land in headers and one-line paragraphs: a line break there could forge a header.
+    return " ".join(_CONTROL.sub(" ", value).split())
+
+
+def _zone_abbr(moment: datetime) -> str:
+    name = moment.tzname() or ""
+    if name.isalpha():
+        return name
+    # Zones without a common abbreviation (tzdata writes "-03"): say the offset plainly.
+    offset = moment.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    hours, rest = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours}" + (f":{rest:02d}" if rest else "")
+
+
+def _clock(moment: datetime) -> str:
+    hour = moment.hour % 12 or 12
+    return f"{hour}:{moment.minute:02d} {'AM' if moment.hour < 12 else 'PM'}"
+
+
+def _long_date(moment: datetime) -> str:
+    return f"{_DAYS[moment.weekday()]}, {_MONTHS[moment.month - 1]} {moment.day}, {moment.year}"
+
+
+def _long(moment: datetime) -> str:
+    return f"{_long_date(moment)}, {_clock(moment)} {_zone_abbr(moment)}"
+
+
+def _short(moment: datetime) -> str:
+    # Fixed English names: strftime's %a/%b follow the server's locale.
+    day, month = _DAYS[moment.weekday()][:3], _MONTHS[moment.month - 1][:3]
+    return f"{day}, {month} {moment.day}, {_clock(moment)} {_zone_abbr(moment)}"

@@ -1,0 +1,1 @@
+"""Developer commands run as `python -m scripts.<name>` from the repository root."""

@@ -1,0 +1,1 @@
+"""The server-rendered site shared by both domains: layout, static files, filters, security headers."""
