@@ -438,6 +438,17 @@ def _restore(provider: Provider) -> None:
     provider.deleted_at = None
 
 
+# Each status change an admin can make: its audit action and the change itself. The JSON routes
+# and the admin pages both go through this table.
+STATUS_ACTIONS: dict[str, tuple[str, Callable[[Provider], None]]] = {
+    "publish": ("provider.publish", _publish),
+    "unpublish": ("provider.unpublish", _unpublish),
+    "review": ("provider.review", _review),
+    "delete": ("provider.delete", _soft_delete),
+    "restore": ("provider.restore", _restore),
+}
+
+
 def get_provider(db: Database, slug: str) -> AdminProviderOut:
     with db.session() as session:
         return provider_out(_found(session, slug))
@@ -966,7 +977,7 @@ class ProviderAdminController(Controller):
         self, slug: FromPath[str], db: NamedDependency[Database], current_admin: NamedDependency[Admin]
     ) -> AdminProviderOut:
         """Show the provider in public search."""
-        return change_status(db, current_admin, slug, "provider.publish", _publish)
+        return change_status(db, current_admin, slug, *STATUS_ACTIONS["publish"])
 
     @post(
         "/{slug:str}/unpublish",
@@ -978,7 +989,7 @@ class ProviderAdminController(Controller):
         self, slug: FromPath[str], db: NamedDependency[Database], current_admin: NamedDependency[Admin]
     ) -> AdminProviderOut:
         """Hide the provider from public search."""
-        return change_status(db, current_admin, slug, "provider.unpublish", _unpublish)
+        return change_status(db, current_admin, slug, *STATUS_ACTIONS["unpublish"])
 
     @post(
         "/{slug:str}/review", operation_id="adminReviewProvider", status_code=HTTP_200_OK, sync_to_thread=True
@@ -987,14 +998,14 @@ class ProviderAdminController(Controller):
         self, slug: FromPath[str], db: NamedDependency[Database], current_admin: NamedDependency[Admin]
     ) -> AdminProviderOut:
         """Record that the listing was checked today (sets last_reviewed)."""
-        return change_status(db, current_admin, slug, "provider.review", _review)
+        return change_status(db, current_admin, slug, *STATUS_ACTIONS["review"])
 
     @delete("/{slug:str}", operation_id="adminDeleteProvider", status_code=HTTP_200_OK, sync_to_thread=True)
     def remove(
         self, slug: FromPath[str], db: NamedDependency[Database], current_admin: NamedDependency[Admin]
     ) -> AdminProviderOut:
         """Soft-delete: hidden everywhere, kept for the record, restorable."""
-        return change_status(db, current_admin, slug, "provider.delete", _soft_delete)
+        return change_status(db, current_admin, slug, *STATUS_ACTIONS["delete"])
 
     @post(
         "/{slug:str}/restore",
@@ -1006,4 +1017,4 @@ class ProviderAdminController(Controller):
         self, slug: FromPath[str], db: NamedDependency[Database], current_admin: NamedDependency[Admin]
     ) -> AdminProviderOut:
         """Undo a delete; the provider comes back published or not, as before."""
-        return change_status(db, current_admin, slug, "provider.restore", _restore)
+        return change_status(db, current_admin, slug, *STATUS_ACTIONS["restore"])

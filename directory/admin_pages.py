@@ -35,17 +35,13 @@ from core.db import Database
 from directory.admin import (
     MAX_CSV_BYTES,
     SLUG_PATTERN,
+    STATUS_ACTIONS,
     AdminProviderOut,
     ImportRejected,
     ImportReport,
     ProviderCreate,
     ProviderIn,
     ProviderStatus,
-    _publish,
-    _restore,
-    _review,
-    _soft_delete,
-    _unpublish,
     change_status,
     create_provider,
     export_csv,
@@ -65,14 +61,6 @@ STATUS_CHOICES: dict[str, str] = {
     "unpublished": "Not published",
     "deleted": "Deleted",
     "all": "All, deleted too",
-}
-# Status actions: the audit action, the change (directory/admin.py's), and what the page then says.
-STATUS_ACTIONS = {
-    "publish": ("provider.publish", _publish),
-    "unpublish": ("provider.unpublish", _unpublish),
-    "review": ("provider.review", _review),
-    "delete": ("provider.delete", _soft_delete),
-    "restore": ("provider.restore", _restore),
 }
 # `?done=` after a redirect says what happened; only these words, so a link cannot make a page say
 # anything else.

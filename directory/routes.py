@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller, MediaType, Response, get
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import NotFoundException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from directory.geo import UnknownZip
@@ -23,7 +24,7 @@ from directory.schemas import (
     regions_out,
 )
 from directory.search import SearchIndex
-from directory.service import DirectoryRefresher, ProviderSearch, search_providers
+from directory.service import DirectoryRefresher, ProviderSearch, search_providers_json
 from directory.taxonomy import CONDITIONS, REGION_BY_SLUG
 
 
@@ -61,7 +62,14 @@ class DirectoryController(Controller):
         items = [_match_out(m.condition.slug, m.score, m.why) for m in match_conditions(q)]
         return ConditionSearch(query=q, items=items)
 
-    @get("/providers", operation_id="searchProviders")
+    # The body is encoded by the service from pre-encoded items; the schema still documents it.
+    @get(
+        "/providers",
+        operation_id="searchProviders",
+        responses={
+            200: ResponseSpec(data_container=ProviderPage, description="A page of matching providers")
+        },
+    )
     async def search(
         self,
         index: NamedDependency[SearchIndex],
@@ -80,7 +88,7 @@ class DirectoryController(Controller):
         language: Annotated[str | None, QueryParameter(max_length=40)] = None,
         page: Annotated[int, QueryParameter(ge=1, le=10_000)] = 1,
         per_page: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
-    ) -> ProviderPage:
+    ) -> Response[bytes]:
         """Published providers for a condition near a ZIP, nearest first, with facets and why."""
         if region is not None and region not in REGION_BY_SLUG:
             raise ValidationException(
@@ -100,7 +108,7 @@ class DirectoryController(Controller):
             per_page=per_page,
         )
         try:
-            return search_providers(index, params, disclaimer)
+            return Response(search_providers_json(index, params, disclaimer), media_type=MediaType.JSON)
         except UnknownZip as exc:
             raise ValidationException(
                 str(exc), extra=[{"key": "near", "source": "query", "message": str(exc)}]

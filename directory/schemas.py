@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import NamedTuple
 
 import msgspec
 
@@ -59,11 +60,12 @@ class ProviderItem(msgspec.Struct, kw_only=True):
     procedures: tuple[str, ...]
     regions: tuple[str, ...]
     conditions: tuple[str, ...]
+    disclaimer: str
+    # The per-search fields come last: `EncodedItem` pre-encodes everything before them.
     locations: tuple[LocationOut, ...] | list[LocationOut]
     distance_mi: float | None
     # Why this provider is in the results, in words: "tennis elbow -> Lateral epicondylitis (M77.1-)".
     matched: list[str]
-    disclaimer: str
 
 
 class ProviderDetail(ProviderItem, kw_only=True):
@@ -97,6 +99,19 @@ class ProviderPage(msgspec.Struct, kw_only=True):
     suggestions: Suggestions | None = None
 
 
+class ProviderPageJSON(msgspec.Struct, kw_only=True):
+    """`ProviderPage` with its items already encoded; the same JSON, field for field."""
+
+    items: list[msgspec.Raw]
+    total: int
+    page: int
+    per_page: int
+    facets: Facets
+    disclaimer: str
+    interpreted_as: list[str] = msgspec.field(default_factory=list)
+    suggestions: Suggestions | None = None
+
+
 def condition_out(slug: str) -> ConditionOut:
     c = CONDITION_BY_SLUG[slug]
     return ConditionOut(slug=c.slug, name=c.name, icd10=list(c.icd10), regions=list(c.regions))
@@ -109,23 +124,84 @@ def regions_out() -> list[RegionOut]:
     ]
 
 
-def provider_item(
-    base: ProviderItem, hit: SearchHit, matched: list[str], origin: tuple[float, float] | None
-) -> ProviderItem:
-    """A search hit: the provider's cached item with this search's distances and reasons."""
+def location_distances(hit: SearchHit, origin: tuple[float, float] | None) -> list[tuple[float | None, int]]:
+    """(distance from the search's ZIP or None, index into the locations), nearest first."""
+    locations = hit.doc.locations
     if origin is None or hit.distance_mi is None:
-        return msgspec.structs.replace(base, matched=matched)
-    distance = round(hit.distance_mi, 2)
-    if len(base.locations) == 1:
+        return [(None, i) for i in range(len(locations))]
+    if len(locations) == 1:
         # The index already measured the one location.
-        locations = [msgspec.structs.replace(base.locations[0], distance_mi=distance)]
-    else:
-        locations = [
-            msgspec.structs.replace(loc, distance_mi=round(haversine_mi(*origin, loc.lat, loc.lon), 2))
-            for loc in base.locations
-        ]
-        locations.sort(key=lambda loc: loc.distance_mi or 0.0)
-    return msgspec.structs.replace(base, locations=locations, distance_mi=distance, matched=matched)
+        return [(round(hit.distance_mi, 2), 0)]
+    measured = [(round(haversine_mi(*origin, loc.lat, loc.lon), 2), i) for i, loc in enumerate(locations)]
+    measured.sort()
+    return [(distance, i) for distance, i in measured]
+
+
+def provider_item(
+    hit: SearchHit, disclaimer: str, matched: list[str], origin: tuple[float, float] | None
+) -> ProviderItem:
+    """A search hit as a Struct (for pages), with this search's distances and reasons."""
+    all_locations = hit.doc.locations
+    locations = [
+        all_locations[i]
+        if distance is None
+        else msgspec.structs.replace(all_locations[i], distance_mi=distance)
+        for distance, i in location_distances(hit, origin)
+    ]
+    distance = None if hit.distance_mi is None else round(hit.distance_mi, 2)
+    return msgspec.structs.replace(
+        base_item(hit.doc, disclaimer), locations=locations, distance_mi=distance, matched=matched
+    )
+
+
+_ENCODER = msgspec.json.Encoder()
+_LOCATIONS_KEY = b',"locations":'
+
+
+class EncodedItem(NamedTuple):
+    """A provider's search item as JSON, cut where the per-search fields go.
+
+    Built once per provider when the index loads it. A search then joins a few byte strings per
+    item instead of building and encoding a dozen objects scattered through memory, which at
+    100,000 providers is what a search otherwise spends most of its time on (cache misses).
+    """
+
+    head: bytes
+    # Each location's JSON up to its distance value: b'{...,"distance_mi":'.
+    location_heads: tuple[bytes, ...]
+
+
+def encode_item(doc: ProviderDoc, disclaimer: str) -> EncodedItem:
+    body = _ENCODER.encode(base_item(doc, disclaimer))
+    head = body[: body.index(_LOCATIONS_KEY)]
+    location_heads = tuple(_ENCODER.encode(loc)[: -len(b"null}")] for loc in doc.locations)
+    return EncodedItem(head, location_heads)
+
+
+def item_json(
+    encoded: EncodedItem, hit: SearchHit, matched: list[str], origin: tuple[float, float] | None
+) -> msgspec.Raw:
+    """The same JSON `provider_item` would encode to, from the pre-encoded parts."""
+    locations = b",".join(
+        encoded.location_heads[i] + _ENCODER.encode(distance) + b"}"
+        for distance, i in location_distances(hit, origin)
+    )
+    distance = None if hit.distance_mi is None else round(hit.distance_mi, 2)
+    return msgspec.Raw(
+        b"".join(
+            (
+                encoded.head,
+                _LOCATIONS_KEY,
+                b"[",
+                locations,
+                b'],"distance_mi":',
+                _ENCODER.encode(distance),
+                b',"matched":',
+                _ENCODER.encode(matched),
+                b"}",
+            )
+        )
+    )
 
 
 def base_item(doc: ProviderDoc, disclaimer: str) -> ProviderItem:

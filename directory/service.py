@@ -12,26 +12,38 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import partial
+from typing import Any
 
 import anyio.to_thread
+import msgspec
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import selectinload
 from sqlmodel import Session
 
 from core.db import Database
 from directory.geo import lookup_zip
-from directory.matching import match_conditions, resolve_condition
+from directory.matching import ConditionMatch, match_conditions, resolve_condition
 from directory.models import DirectoryState, Location, Provider, ProviderCondition, ProviderRegion, utcnow
 from directory.schemas import (
     Facets,
     ProviderPage,
+    ProviderPageJSON,
     Suggestions,
-    base_item,
     condition_out,
+    encode_item,
+    item_json,
     provider_item,
     region_name,
 )
-from directory.search import LocationDoc, ProviderDoc, SearchIndex, SearchQuery, SearchResult, regions_for
+from directory.search import (
+    LocationDoc,
+    ProviderDoc,
+    SearchHit,
+    SearchIndex,
+    SearchQuery,
+    SearchResult,
+    regions_for,
+)
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG
 
 log = logging.getLogger(__name__)
@@ -401,7 +413,7 @@ def build_index(db: Database, disclaimer: str | None = None) -> SearchIndex:
     with db.session() as session:
         version = current_version(session)
         docs = load_docs(session)
-    derive = None if disclaimer is None else partial(base_item, disclaimer=disclaimer)
+    derive = None if disclaimer is None else partial(encode_item, disclaimer=disclaimer)
     return SearchIndex(docs, revision=version, derive=derive)
 
 
@@ -472,7 +484,29 @@ class ProviderSearch:
 WIDER_RADII = (25, 50, 100, 250, 500)
 
 
-def search_providers(index: SearchIndex, params: ProviderSearch, disclaimer: str) -> ProviderPage:
+@dataclass(slots=True)
+class SearchOutcome:
+    """One search's answer before rendering; the API and the pages render the same outcome."""
+
+    params: ProviderSearch
+    result: SearchResult
+    matches: tuple[ConditionMatch, ...]
+    origin: tuple[float, float] | None
+    near_zip: str | None
+    suggestions: Suggestions | None
+    # Reasons every hit shares (region, name text), after its own condition reasons.
+    shared_reasons: list[str]
+
+    def reasons(self, hit: SearchHit) -> list[str]:
+        """Why this provider is in the results, e.g. "tennis elbow -> Lateral epicondylitis (M77.1-)"."""
+        why = [m.why for m in self.matches if m.condition.slug in hit.doc.conditions]
+        why += self.shared_reasons
+        if hit.distance_mi is not None:
+            why.append(f"{hit.distance_mi:.1f} mi from ZIP {self.near_zip}")
+        return why
+
+
+def run_search(index: SearchIndex, params: ProviderSearch) -> SearchOutcome:
     """Run one directory search against the in-memory index. Raises UnknownZip for a bad `near`."""
     matches = resolve_condition(params.condition) if params.condition else ()
     origin = None
@@ -494,34 +528,47 @@ def search_providers(index: SearchIndex, params: ProviderSearch, disclaimer: str
     )
     unmatched_condition = bool(params.condition) and not matches
     result = SearchResult(total=0, hits=[]) if unmatched_condition else index.search(query)
-    reasons = [(m.condition.slug, m.why) for m in matches]
-    also = []
+    shared = []
     if params.region:
-        also.append(f"treats the {region_name(params.region).lower()}")
+        shared.append(f"treats the {region_name(params.region).lower()}")
     if params.q:
-        also.append(f"name contains \u201c{params.q.strip()}\u201d")
+        shared.append(f"name contains \u201c{params.q.strip()}\u201d")
+    suggestions = _suggest(index, params, query, unmatched_condition) if result.total == 0 else None
+    return SearchOutcome(params, result, matches, origin, near_zip, suggestions, shared)
+
+
+def search_providers(index: SearchIndex, params: ProviderSearch, disclaimer: str) -> ProviderPage:
+    """A search as Structs, for the pages."""
+    outcome = run_search(index, params)
+    items = [
+        provider_item(hit, disclaimer, outcome.reasons(hit), outcome.origin) for hit in outcome.result.hits
+    ]
+    return ProviderPage(items=items, **_page_fields(outcome, disclaimer))
+
+
+def search_providers_json(index: SearchIndex, params: ProviderSearch, disclaimer: str) -> bytes:
+    """The same search as `search_providers`, encoded for `GET /api/providers` from pre-encoded items."""
+    outcome = run_search(index, params)
     items = []
-    for hit in result.hits:
-        why = [text for slug, text in reasons if slug in hit.doc.conditions] + also
-        if hit.distance_mi is not None:
-            why.append(f"{hit.distance_mi:.1f} mi from ZIP {near_zip}")
-        base = index.derived.get(hit.position)
-        if base is None:
-            base = index.derived[hit.position] = base_item(hit.doc, disclaimer)
-        items.append(provider_item(base, hit, why, origin))
-    suggestions = None
-    if result.total == 0:
-        suggestions = _suggest(index, params, query, unmatched_condition)
-    return ProviderPage(
-        items=items,
-        total=result.total,
-        page=params.page,
-        per_page=params.per_page,
-        facets=Facets(region=result.region_counts, condition=result.condition_counts),
-        disclaimer=disclaimer,
-        interpreted_as=[m.why for m in matches],
-        suggestions=suggestions,
-    )
+    for hit in outcome.result.hits:
+        encoded = index.derived.get(hit.position)
+        if encoded is None:
+            encoded = index.derived[hit.position] = encode_item(hit.doc, disclaimer)
+        items.append(item_json(encoded, hit, outcome.reasons(hit), outcome.origin))
+    return msgspec.json.encode(ProviderPageJSON(items=items, **_page_fields(outcome, disclaimer)))
+
+
+def _page_fields(outcome: SearchOutcome, disclaimer: str) -> dict[str, Any]:
+    result = outcome.result
+    return {
+        "total": result.total,
+        "page": outcome.params.page,
+        "per_page": outcome.params.per_page,
+        "facets": Facets(region=result.region_counts, condition=result.condition_counts),
+        "disclaimer": disclaimer,
+        "interpreted_as": [m.why for m in outcome.matches],
+        "suggestions": outcome.suggestions,
+    }
 
 
 def _suggest(index: SearchIndex, params: ProviderSearch, query: SearchQuery, unmatched: bool) -> Suggestions:

@@ -272,3 +272,27 @@ async def _eventually_listed(seeded: AsyncTestClientWithDb, name: str, listed: b
             return True
         await asyncio.sleep(0.05)
     return False
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"condition": "tenis elbow", "near": NYC, "radius": 40},
+        {"near": "10016", "radius": 5},
+        {"region": "knee", "q": "a", "per_page": 2, "page": 2},
+        {"condition": "arthritis"},
+        {"condition": "zzzz qqqq"},
+        {"condition": "tennis-elbow", "near": "80120", "radius": 5},
+    ],
+)
+async def test_api_json_equals_the_pages_structs(
+    seeded: AsyncTestClientWithDb, params: dict[str, Any]
+) -> None:
+    """The API's pre-encoded fast path says exactly what the Struct path the pages use says."""
+    import msgspec
+
+    from directory.service import ProviderSearch, search_providers
+
+    app = seeded.client.app
+    page = search_providers(app.state.directory.index, ProviderSearch(**params), app.state.disclaimer)
+    assert await seeded.get("/api/providers", **params) == msgspec.json.decode(msgspec.json.encode(page))
