@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -101,7 +102,7 @@ def peak_rss_mb(pid: int) -> float:
     return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024  # type: ignore[union-attr]
 
 
-def bench_size(providers: int, rounds: int, seconds: int, workdir: Path) -> dict[str, object]:
+def bench_size(providers: int, rounds: int, seconds: int, workdir: Path) -> dict[str, Any]:
     db_url = f"sqlite:///{workdir / f'bench-{providers}.db'}"
     seed(db_url, providers)
     paths = search_paths(db_url, 2000)
@@ -181,7 +182,7 @@ def main() -> None:
                     )
                 }
             )
-        )  # type: ignore[arg-type]
+        )
 
 
 if __name__ == "__main__":

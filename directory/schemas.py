@@ -182,11 +182,15 @@ def item_json(
     encoded: EncodedItem, hit: SearchHit, matched: list[str], origin: tuple[float, float] | None
 ) -> msgspec.Raw:
     """The same JSON `provider_item` would encode to, from the pre-encoded parts."""
-    locations = b",".join(
-        encoded.location_heads[i] + _ENCODER.encode(distance) + b"}"
-        for distance, i in location_distances(hit, origin)
-    )
     distance = None if hit.distance_mi is None else round(hit.distance_mi, 2)
+    encoded_distance = _ENCODER.encode(distance)
+    if len(encoded.location_heads) == 1:
+        # Most providers have one clinic, and the index already measured it.
+        locations = encoded.location_heads[0] + encoded_distance + b"}"
+    else:
+        locations = b",".join(
+            encoded.location_heads[i] + _ENCODER.encode(d) + b"}" for d, i in location_distances(hit, origin)
+        )
     return msgspec.Raw(
         b"".join(
             (
@@ -195,7 +199,7 @@ def item_json(
                 b"[",
                 locations,
                 b'],"distance_mi":',
-                _ENCODER.encode(distance),
+                encoded_distance,
                 b',"matched":',
                 _ENCODER.encode(matched),
                 b"}",

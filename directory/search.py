@@ -27,6 +27,8 @@ CELL_DEG = 1.0
 CONDITION_COLUMN = {c.slug: i for i, c in enumerate(CONDITIONS)}
 REGION_COLUMN = {r.slug: i for i, r in enumerate(REGIONS)}
 CONDITION_REGIONS = {c.slug: c.regions for c in CONDITIONS}
+CONDITION_SLUGS = [c.slug for c in CONDITIONS]
+REGION_SLUGS = [r.slug for r in REGIONS]
 
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
@@ -320,16 +322,20 @@ class SearchIndex:
         origin = np.array(_unit_vector(lat, lon))
         min_cos = math.cos(radius_mi / EARTH_RADIUS_MI)
         cosine_parts, provider_parts = [], []
-        keys = self.main_key
-        for row in range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1):
-            for lo, hi in _lon_ranges(lon - dlon, lon + dlon):
-                start = int(np.searchsorted(keys, _row_key(row, lo), "left"))
-                stop = int(np.searchsorted(keys, _row_key(row, hi), "right"))
-                if stop > start:
-                    cosines = self.main_xyz[start:stop] @ origin
-                    keep = (cosines >= min_cos) & self.main_alive[start:stop]
-                    cosine_parts.append(cosines[keep])
-                    provider_parts.append(self.main_provider[start:stop][keep])
+        spans = [
+            (_row_key(row, lo), _row_key(row, hi))
+            for row in range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1)
+            for lo, hi in _lon_ranges(lon - dlon, lon + dlon)
+        ]
+        # One binary search for all the spans' starts and one for their stops.
+        starts = np.searchsorted(self.main_key, [lo for lo, _ in spans], "left").tolist()
+        stops = np.searchsorted(self.main_key, [hi for _, hi in spans], "right").tolist()
+        for start, stop in zip(starts, stops, strict=True):
+            if stop > start:
+                cosines = self.main_xyz[start:stop] @ origin
+                keep = (cosines >= min_cos) & self.main_alive[start:stop]
+                cosine_parts.append(cosines[keep])
+                provider_parts.append(self.main_provider[start:stop][keep])
         if self._delta:
             xyz, provider, alive = self._delta_store()
             cosines = xyz @ origin
@@ -354,11 +360,12 @@ class SearchIndex:
     def search(self, query: SearchQuery) -> SearchResult:
         n = len(self.docs)
         distance: FloatArray | None = None
+        # Both sources hold listed providers only (an unlisted one's locations are dead).
         if query.near is not None:
             positions, distance = self._within(*query.near, query.radius_mi)
         else:
             positions = np.flatnonzero(self.listed[:n])
-        base = self.listed[positions]
+        base = np.ones(len(positions), dtype=bool)
         if query.accepting is not None:
             base &= self.accepting[positions] == query.accepting
         if query.telehealth is not None:
@@ -373,17 +380,20 @@ class SearchIndex:
         # np.take copies rows several times faster than fancy indexing.
         condition_rows = np.take(self.condition_matrix, positions, axis=0)
         region_rows = np.take(self.region_matrix, positions, axis=0)
-        condition_mask: BoolArray = np.ones(len(positions), dtype=bool)
+        condition_mask = base
         if query.conditions:
             columns = [CONDITION_COLUMN[s] for s in query.conditions if s in CONDITION_COLUMN]
-            condition_mask = condition_rows[:, columns].max(axis=1) > 0
-        region_mask: BoolArray = np.ones(len(positions), dtype=bool)
+            chosen = (
+                condition_rows[:, columns[0]] if len(columns) == 1 else condition_rows[:, columns].max(axis=1)
+            )
+            condition_mask = base & (chosen > 0)
+        region_mask = base
         if query.region:
-            region_mask = region_rows[:, REGION_COLUMN[query.region]] > 0
+            region_mask = base & (region_rows[:, REGION_COLUMN[query.region]] > 0)
         # Facets count what choosing that value instead would return, other filters kept.
-        condition_counts = (base & region_mask).astype(np.float32) @ condition_rows
-        region_counts = (base & condition_mask).astype(np.float32) @ region_rows
-        selected = base & condition_mask & region_mask
+        condition_counts = region_mask.astype(np.float32) @ condition_rows
+        region_counts = condition_mask.astype(np.float32) @ region_rows
+        selected = condition_mask & region_mask
         matched = positions[selected]
         total = len(matched)
         dist: FloatArray | None = None
@@ -395,16 +405,25 @@ class SearchIndex:
             order = np.argsort(self._name_rank()[matched], kind="stable")
         start = (query.page - 1) * query.per_page
         page_order = order[start : start + query.per_page]
-        hits = []
-        for k in page_order:
-            doc = self.docs[matched[k]]
-            assert doc is not None
-            hits.append(SearchHit(int(matched[k]), doc, None if dist is None else float(dist[k])))
+        page_positions: list[int] = matched[page_order].tolist()
+        page_distances: list[float | None] = (
+            [None] * len(page_positions) if dist is None else dist[page_order].tolist()
+        )
+        docs = self.docs
+        hits = [
+            SearchHit(pos, doc, d)
+            for pos, d in zip(page_positions, page_distances, strict=True)
+            if (doc := docs[pos]) is not None
+        ]
         return SearchResult(
             total=total,
             hits=hits,
-            region_counts={r.slug: int(c) for r, c in zip(REGIONS, region_counts, strict=True) if c},
-            condition_counts={s.slug: int(c) for s, c in zip(CONDITIONS, condition_counts, strict=True) if c},
+            region_counts={
+                s: c for s, c in zip(REGION_SLUGS, region_counts.astype(int).tolist(), strict=True) if c
+            },
+            condition_counts={
+                s: c for s, c in zip(CONDITION_SLUGS, condition_counts.astype(int).tolist(), strict=True) if c
+            },
         )
 
     def _name_rank(self) -> IntArray:

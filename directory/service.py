@@ -433,6 +433,8 @@ class DirectoryRefresher:
 
     async def start(self) -> None:
         self.index = await anyio.to_thread.run_sync(build_index, self.db, self.disclaimer)
+        # Load the ZIP table now rather than in the first patient's search.
+        await anyio.to_thread.run_sync(lookup_zip, "10001")
         self._task = asyncio.create_task(self._run(), name="directory-refresher")
 
     async def stop(self) -> None:

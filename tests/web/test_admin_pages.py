@@ -276,7 +276,13 @@ async def test_sign_out_ends_the_session_on_the_server(signed_in: tuple[Client, 
 # --- the guard on every admin page --------------------------------------------------------------
 
 
-SAMPLE_PATH = {"slug": "ada-lovelace", "action": "publish"}
+SAMPLE_PATH = {
+    "slug": "ada-lovelace",
+    "action": "publish",
+    "session_id": "1",
+    "registration_id": "1",
+    "message_id": "1",
+}
 
 
 def admin_pages(app: Litestar) -> list[tuple[str, str, bool]]:
