@@ -74,7 +74,14 @@ from booking.admin_service import (
 )
 from booking.pages import SessionTimes, session_times
 from booking.routes import http_error_for, provide_index
-from booking.service import BookingError, InvalidInput, NotFound, SessionInput, validate_session
+from booking.service import (
+    BookingError,
+    InvalidInput,
+    NotFound,
+    SessionInput,
+    SessionLocked,
+    validate_session,
+)
 from core.db import Database
 from core.settings import Settings
 from directory.search import SearchIndex
@@ -85,7 +92,7 @@ SESSIONS = "/admin/sessions"
 OUTBOX = "/admin/outbox"
 Errors = list[tuple[str, str]]
 
-SCHEDULED, CANCELLED = "scheduled", "cancelled"
+SCHEDULED = "scheduled"
 ATTENDEE_TABS: dict[str, str] = {
     "": "Everyone",
     "confirmed": "Confirmed",
@@ -98,7 +105,7 @@ OUTBOX_STATES: dict[str, str] = {
     "sent": "Sent",
     "retrying": "Retrying",
     "failed": "Failed",
-    "cancelled": "Not sent (replaced)",
+    "cancelled": "Not sent (no longer needed)",
 }
 # Only these can be sent again (core.mail.resend).
 RESENDABLE = frozenset({"failed", "sent"})
@@ -146,12 +153,13 @@ def other_zones() -> tuple[str, ...]:
 
 # The service's details are written for API clients ("GET /api/admin/... lists them"); a person
 # in a browser gets the same sentence without the API directions.
-_API_HINT = re.compile(r"\s*(\([^()]*/api/[^()]*\)|[^.]*\b(GET|PATCH|POST|PUT) /api/[^.]*\.)")
+_API_ASIDE = re.compile(r"\s*\([^()]*/api/[^()]*\)")
+_API_SENTENCE = re.compile(r"(?:^|(?<=\.))[^.]*\b(?:GET|PATCH|POST|PUT|DELETE) /api/[^.]*\.")
 
 
 def plain(detail: str) -> str:
     """A service error's detail without its API directions. Pure."""
-    return _API_HINT.sub("", detail).strip()
+    return _API_SENTENCE.sub("", _API_ASIDE.sub("", detail)).strip()
 
 
 def page_exception(exc: BookingError) -> HTTPException:
@@ -429,7 +437,7 @@ SESSION_BOUNDS = {
     "starts_at": "Enter the date and time the session starts.",
     "timezone": "Choose a time zone from the list.",
     "capacity": "Capacity must be between 1 and 100,000 seats.",
-    "duration_minutes": "Duration must be between 5 minutes and 24 hours (1,440 minutes).",
+    "duration_minutes": "Duration must be between 5 minutes and 24 hours.",
     "join_url": "The join link must be a web address (https://...) under 500 characters.",
 }
 # The service's error keys -> the form's fields.
@@ -554,12 +562,14 @@ def review_move(sess: AdminSessionOut, form: SessionForm, now: datetime) -> tupl
     if errors:
         return None, errors
     current = {
-        "starts_at": sess.starts_at,
+        # The form has minutes, and instants compare in UTC (a fall-back hour happens twice).
+        "starts_at": sess.starts_at.astimezone(UTC).replace(second=0, microsecond=0),
         "duration_minutes": sess.duration_minutes,
         "timezone": sess.timezone,
         "join_url": sess.join_url,
     }
-    changed = tuple(name for name, value in current.items() if values[name] != value)
+    wanted = {**values, "starts_at": values["starts_at"].astimezone(UTC)}
+    changed = tuple(name for name, value in current.items() if wanted[name] != value)
     if not changed:
         return None, [("date", "Nothing to change: enter a new date, time, length, time zone or join link.")]
     try:
@@ -852,7 +862,8 @@ class WebinarAdminPages(_AdminPages):
                     (
                         s
                         for s in detail.sessions
-                        if s.status == SCHEDULED and s.starts_at == summary.next_starts_at
+                        if s.status == SCHEDULED
+                        and s.starts_at.astimezone(UTC) == summary.next_starts_at.astimezone(UTC)
                     ),
                     None,
                 )
@@ -1107,26 +1118,23 @@ class SessionAdminPages(_AdminPages):
         """Set the number of seats; new seats go to the waitlist in order (they are told)."""
         errors: Errors = []
         seats = _whole(form_text(await request.form(), "capacity", 20), "capacity", CAPACITY_TEXT, errors)
-        try:
-            if seats is None:
-                raise InvalidInput({"capacity": CAPACITY_TEXT})
-            patch = msgspec.convert({"capacity": seats}, SessionPatch)
-            result = await anyio.to_thread.run_sync(
-                change_session, db, settings, current_admin, session_id, patch
-            )
-        except msgspec.ValidationError:
-            errors = [("capacity", SESSION_BOUNDS["capacity"])]
-            return await anyio.to_thread.run_sync(_capacity_again, db, current_admin, session_id, errors, 400)
-        except InvalidInput as exc:
-            errors = service_errors(exc, SESSION_FIELDS, "capacity")
-            return await anyio.to_thread.run_sync(_capacity_again, db, current_admin, session_id, errors, 400)
-        except BookingError as exc:
-            if isinstance(exc, NotFound):
-                raise
-            problem = page_exception(exc)
-            errors = [("capacity", str(problem.detail))]
+        status_code = HTTP_400_BAD_REQUEST
+        if seats is not None:
+            try:
+                patch = msgspec.convert({"capacity": seats}, SessionPatch)
+                result = await anyio.to_thread.run_sync(
+                    change_session, db, settings, current_admin, session_id, patch
+                )
+            except msgspec.ValidationError:
+                errors = [("capacity", SESSION_BOUNDS["capacity"])]
+            except InvalidInput as exc:
+                errors = service_errors(exc, SESSION_FIELDS, "capacity")
+            except (Conflict, SessionLocked) as exc:
+                problem = page_exception(exc)
+                errors, status_code = [("capacity", str(problem.detail))], problem.status_code
+        if errors:
             return await anyio.to_thread.run_sync(
-                _capacity_again, db, current_admin, session_id, errors, problem.status_code
+                _capacity_again, db, current_admin, session_id, errors, status_code
             )
         done = "capacity" if result.changed or result.notified else "unchanged"
         return Redirect(

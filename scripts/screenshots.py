@@ -12,7 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+import httpx
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from accounts.service import create_admin
 from core.db import Database
@@ -74,6 +75,59 @@ def shoot_admin(page: Page, base_url: str, label: str) -> None:
     shoot(page, OUT / f"admin-edit-{label}.png")
 
 
+# Registrants for the admin's attendee list (fictional; example.com addresses).
+ATTENDEES = (
+    ("Ruth Alvarez", "ruth.alvarez@example.com"),
+    ("James O'Neil", "james.oneil@example.com"),
+    ("Linh Tran", "linh.tran@example.com"),
+    ("Walter Brooks", "walter.brooks@example.com"),
+    ("Grace Kim", "grace.kim@example.com"),
+)
+
+
+def add_attendees(base_url: str) -> int:
+    """Fill the first webinar's first date (where Maria registered) to a waitlist; its session id.
+
+    Runs after the public pages are photographed, so their seat counts stay as seeded.
+    """
+    with httpx.Client(base_url=base_url, timeout=10) as client:
+        session_id: int = client.get("/api/webinars").json()[0]["sessions"][0]["id"]
+        login = client.post("/api/admin/login", json={"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD})
+        taken = client.get(
+            f"/api/admin/sessions/{session_id}", headers={"X-CSRF-Token": login.json()["csrf_token"]}
+        ).json()["seats_taken"]
+        client.patch(
+            f"/api/admin/sessions/{session_id}",
+            json={"capacity": taken + len(ATTENDEES) - 2},
+            headers={"X-CSRF-Token": login.json()["csrf_token"]},
+        ).raise_for_status()
+        for name, email in ATTENDEES:
+            client.post(
+                f"/api/sessions/{session_id}/registrations", json={"name": name, "email": email}
+            ).raise_for_status()
+    return session_id
+
+
+def shoot_attendees(browser: Browser, base_url: str, session_id: int) -> None:
+    """The admin's attendee list of a session (confirmed, then the waitlist), at each width."""
+    for label, viewport in WIDTHS.items():
+        phone = label == "phone"
+        context = browser.new_context(
+            viewport=viewport,  # type: ignore[arg-type]
+            device_scale_factor=1,
+            is_mobile=phone,
+            has_touch=phone,
+        )
+        page = context.new_page()
+        page.goto(f"{base_url}/admin/sessions/{session_id}/attendees")
+        page.get_by_label("E-mail address").fill(ADMIN_EMAIL)
+        page.get_by_label("Password").fill(ADMIN_PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(f"{base_url}/admin/sessions/{session_id}/attendees")
+        shoot(page, OUT / f"admin-attendees-{label}.png")
+        context.close()
+
+
 def main() -> None:
     if not CHROMIUM.exists():
         sys.exit(f"{CHROMIUM} is missing: apt-get install chromium")
@@ -109,6 +163,7 @@ def main() -> None:
                 shoot_webinars(page, base_url, label)
                 shoot_admin(page, base_url, label)
                 context.close()
+            shoot_attendees(browser, base_url, add_attendees(base_url))
         finally:
             browser.close()
 
