@@ -22,9 +22,10 @@ from booking.admin import (
     WebinarAdminController,
 )
 from booking.admin_pages import OutboxAdminPages, SessionAdminPages, WebinarAdminPages
+from booking.messages import RENDERERS as BOOKING_RENDERERS
 from booking.pages import RegistrationPages, WebinarPages, presenter_webinars
-from booking.reminders import BookingMailer
 from booking.routes import WebinarController, WebinarFeedController
+from booking.service import InviteFiles
 from core.cli import CLIPlugin
 from core.db import Database
 from core.http import health, http_error, internal_error
@@ -45,19 +46,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
     db = Database(settings.database_url)
     disclaimer = disclaimer_for(settings.network_name)
     directory = DirectoryRefresher(db, settings.directory_refresh_seconds, disclaimer)
-    outbox = OutboxWorker(db, settings)
-    booking_mail = BookingMailer(db, settings)
+    # Booking's outbox rows hold what to say; the worker renders them with booking's renderers.
+    outbox = OutboxWorker(db, settings, renderers=BOOKING_RENDERERS)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await directory.start()
         if settings.background_workers:
             await outbox.start()
-            await booking_mail.start()
         try:
             yield
         finally:
-            await booking_mail.stop()
             await outbox.stop()
             await directory.stop()
             db.dispose()
@@ -98,6 +97,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "db": db,
                 "directory": directory,
                 "disclaimer": disclaimer,
+                # invite.ics downloads, with this process's cache of built files (booking.routes).
+                "invite_files": InviteFiles(db, settings),
                 # Profiles list the webinars a provider presents (directory never imports booking).
                 PRESENTER_WEBINARS: presenter_webinars(db, directory, settings),
             }

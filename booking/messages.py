@@ -11,20 +11,33 @@ The MIME tree is RFC 6047 iMIP as Gmail, Outlook and Apple Mail expect it:
 
 Subjects stay discreet (a subject line is seen on lock screens and shared inboxes): they never carry
 the webinar's title, which may name a condition; the body does.
+
+The outbox stores what to send, not the MIME (building it costs milliseconds, too long to hold a
+registration's write lock for): `mail_payload` is the JSON a booking change writes in its own
+transaction, `render_mail` turns it back into the message when the outbox worker sends it, and
+`RENDERERS` is what the app hands the worker. The payload holds every value the message says, as
+of the commit (times, links, the invite's UID, SEQUENCE, METHOD and DTSTAMP), so rendering later
+says exactly what was true then.
 """
 
 from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import parseaddr
 from enum import StrEnum
-from typing import Literal
+from types import MappingProxyType
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+import msgspec
+
+from booking.invites import InviteEvent, build_invite, discreet_summary
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _METHOD_LINE = re.compile(rb"^METHOD:([A-Z-]+)\r?$", re.MULTILINE)
@@ -81,6 +94,93 @@ class MessageContext:
         ZoneInfo(self.timezone)  # an unknown zone fails here, not halfway through a send
 
 
+class InviteSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The calendar part of an e-mail: which entry, which version of it, and what to do with it."""
+
+    uid: str
+    sequence: int
+    method: Literal["REQUEST", "CANCEL"]
+    # RFC 5545 DTSTAMP: when the change that caused the e-mail committed (not when it is sent).
+    dtstamp: datetime
+
+
+class MailPayload(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An outbox row's payload: the e-mail's words, and its invite if it carries one."""
+
+    context: MessageContext
+    invite: InviteSpec | None = None
+
+
+def mail_payload(ctx: MessageContext, invite: InviteSpec | None = None) -> dict[str, Any]:
+    """The JSON an outbox row stores for this e-mail (core.mail.enqueue_payload)."""
+    payload: dict[str, Any] = msgspec.to_builtins(MailPayload(ctx, invite))
+    return payload
+
+
+def render_mail(payload: Mapping[str, Any]) -> EmailMessage:
+    """The e-mail an outbox payload stands for; the worker calls it at send time. Pure."""
+    mail = msgspec.convert(payload, MailPayload)
+    ctx, spec = mail.context, mail.invite
+    if spec is None:
+        return build_message(ctx)
+    event = attendee_event(
+        uid=spec.uid,
+        sequence=spec.sequence,
+        network_name=ctx.network_name,
+        webinar_title=ctx.webinar_title,
+        starts_at=ctx.starts_at,
+        ends_at=ctx.ends_at,
+        join_url=ctx.join_url,
+        manage_url=ctx.manage_url,
+        cancelled=spec.method == "CANCEL",
+    )
+    invite = build_invite(
+        event,
+        method=spec.method,
+        organizer_email=mailbox(ctx.mail_from),
+        organizer_name=ctx.network_name,
+        attendee_email=ctx.recipient_email,
+        attendee_name=ctx.recipient_name,
+        dtstamp=spec.dtstamp,
+    )
+    return build_message(ctx, invite, spec.method)
+
+
+def attendee_event(
+    *,
+    uid: str,
+    sequence: int,
+    network_name: str,
+    webinar_title: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    join_url: str | None,
+    manage_url: str,
+    cancelled: bool,
+) -> InviteEvent:
+    """One registrant's calendar entry: a discreet title, the join link only while they hold a seat."""
+    lines = [webinar_title, ""]
+    if join_url:
+        lines += [f"Join online: {join_url}", ""]
+    lines.append(f"Your registration (cancel, calendar file): {manage_url}")
+    return InviteEvent(
+        uid=uid,
+        sequence=sequence,
+        summary=discreet_summary(network_name),
+        description="\n".join(lines),
+        start=starts_at,
+        end=ends_at,
+        location=join_url,
+        url=join_url,
+        cancelled=cancelled,
+    )
+
+
+def mailbox(mail_from: str) -> str:
+    """The bare address of a From value such as 'Clinic <webinars@clinic.example>'."""
+    return parseaddr(mail_from)[1] or mail_from
+
+
 _INTROS = {
     MessageKind.confirmed: "Thank you for registering. Your seat is confirmed for this free webinar:",
     MessageKind.waitlisted: "Thank you for registering. This webinar is full, so you are on the waitlist:",
@@ -103,9 +203,8 @@ def build_message(
     method = _checked_method(invite, method)
     zone = ZoneInfo(ctx.timezone)
     message = EmailMessage()
-    message["Subject"] = _subject(ctx, zone)
-    sender = parseaddr(ctx.mail_from)[1] or ctx.mail_from
-    message["From"] = Address(display_name=_clean(ctx.network_name), addr_spec=sender)
+    message["Subject"] = subject_line(ctx.kind, ctx.starts_at, ctx.timezone)
+    message["From"] = Address(display_name=_clean(ctx.network_name), addr_spec=mailbox(ctx.mail_from))
     message["To"] = Address(display_name=_clean(ctx.recipient_name), addr_spec=ctx.recipient_email)
     paragraphs = _paragraphs(ctx, zone, with_invite=invite is not None)
     message.set_content(_plain(ctx, paragraphs))
@@ -145,9 +244,10 @@ def _checked_method(invite: bytes | None, method: str | None) -> Literal["REQUES
     return "REQUEST" if inside == "REQUEST" else "CANCEL"
 
 
-def _subject(ctx: MessageContext, zone: ZoneInfo) -> str:
-    when = _short(ctx.starts_at.astimezone(zone))
-    match ctx.kind:
+def subject_line(kind: MessageKind, starts_at: datetime, timezone: str) -> str:
+    """The Subject: what happened and when, never what the webinar is about."""
+    when = _short(starts_at.astimezone(ZoneInfo(timezone)))
+    match kind:
         case MessageKind.confirmed:
             return f"Your webinar seat is confirmed – {when}"
         case MessageKind.waitlisted:
@@ -285,3 +385,9 @@ def _short(moment: datetime) -> str:
     # Fixed English names: strftime's %a/%b follow the server's locale.
     day, month = _DAYS[moment.weekday()][:3], _MONTHS[moment.month - 1][:3]
     return f"{day}, {month} {moment.day}, {_clock(moment)} {_zone_abbr(moment)}"
+
+
+# What core.mail.OutboxWorker renders booking's outbox rows with, by row kind.
+RENDERERS: Mapping[str, Callable[[dict[str, Any]], EmailMessage]] = MappingProxyType(
+    {kind.value: render_mail for kind in MessageKind}
+)

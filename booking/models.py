@@ -170,12 +170,6 @@ class Registration(SQLModel, table=True):
         Index("ix_registration_email_created_at", "email", "created_at"),
         Index("ix_registration_session_id_created_at", "session_id", "created_at"),
         Index("ix_registration_session_id_status_waitlist_ticket", "session_id", "status", "waitlist_ticket"),
-        Index(
-            "ix_registration_mail_owed",
-            "session_id",
-            sqlite_where=text("mail_owed IS NOT NULL"),
-            postgresql_where=text("mail_owed IS NOT NULL"),
-        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -194,12 +188,6 @@ class Registration(SQLModel, table=True):
     # The invite's SEQUENCE: only rises (moved, cancelled).
     sequence: int = 0
     consent: bool = False
-    # An e-mail this registration is owed (a MessageKind) that is not in the outbox yet: set in the
-    # transaction that causes it, cleared in the one that writes it out (booking.service.queue_owed_mail).
-    mail_owed: str | None = Field(default=None, max_length=40)
-    # Set once the reminder is queued, or when the confirmation itself came inside the reminder
-    # window (it already says everything a reminder would).
-    reminder_sent_at: datetime | None = _utc_column(nullable=True)
     created_at: datetime = _created()
     updated_at: datetime = _created()
     confirmed_at: datetime | None = _utc_column(nullable=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, delete, get, post
-from litestar.datastructures import CacheControlHeader, State
+from litestar.datastructures import CacheControlHeader, ResponseHeader, State
 from litestar.di import NamedDependency, Provide
 from litestar.exceptions import (
     ClientException,
@@ -23,6 +23,7 @@ from booking.service import (
     BookingError,
     IdempotencyMismatch,
     InvalidInput,
+    InviteFiles,
     LimitReached,
     NoInviteYet,
     NotFound,
@@ -35,7 +36,6 @@ from booking.service import (
     list_webinars,
     public_feed,
     register,
-    registration_invite,
 )
 from core.db import Database
 from core.settings import Settings
@@ -57,6 +57,11 @@ def provide_db(state: State) -> Database:
 def provide_settings(state: State) -> Settings:
     settings: Settings = state.settings
     return settings
+
+
+def provide_invite_files(state: State) -> InviteFiles:
+    files: InviteFiles = state.invite_files
+    return files
 
 
 def provide_index(state: State) -> SearchIndex:
@@ -101,6 +106,7 @@ class WebinarController(Controller):
         "settings": Provide(provide_settings, sync_to_thread=False),
         "index": Provide(provide_index, sync_to_thread=False),
         "limits": Provide(provide_limits, sync_to_thread=False),
+        "invite_files": Provide(provide_invite_files, sync_to_thread=False),
     }
 
     @get("/webinars", operation_id="listWebinars", sync_to_thread=True)
@@ -206,20 +212,16 @@ class WebinarController(Controller):
         sync_to_thread=True,
         media_type=ICS,
         cache_control=PRIVATE,
+        response_headers=[
+            ResponseHeader(name="Content-Disposition", value='attachment; filename="invite.ics"')
+        ],
     )
-    def invite(
-        self, token: FromPath[str], db: NamedDependency[Database], settings: NamedDependency[Settings]
-    ) -> Response[bytes]:
+    def invite(self, token: FromPath[str], invite_files: NamedDependency[InviteFiles]) -> Response[bytes]:
         """The calendar invite: METHOD:REQUEST while the seat is held, METHOD:CANCEL once it is not."""
         try:
-            body = registration_invite(db, settings, token)
+            return Response(invite_files.file_for(token), media_type=ICS)
         except BookingError as exc:
             raise http_error_for(exc) from exc
-        return Response(
-            body,
-            media_type=ICS,
-            headers={"Content-Disposition": 'attachment; filename="invite.ics"'},
-        )
 
 
 class WebinarFeedController(Controller):

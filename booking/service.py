@@ -1,7 +1,11 @@
 """Booking services: the public webinar listing, registrations, and admins' changes to sessions.
 
 Every change is one `db.write()` transaction that also writes the outbox rows for the mail it
-causes (`core.mail.enqueue`), so a change and its e-mails commit together or not at all.
+causes, so a change and its e-mails commit together or not at all. A row holds what to say
+(`booking.messages.mail_payload`, written with `core.mail.enqueue_payload`), not the MIME: the
+outbox worker renders it when it sends, so no transaction holds the write lock while e-mails are
+built. Reminders are queued with the change that confirms a seat, due `reminder_hours` before the
+start; whatever changes the session or the seat cancels them and queues new ones.
 
 Locks are taken in one order everywhere, so PostgreSQL never deadlocks: the e-mail address (an
 advisory lock, PostgreSQL only), then the session row, then registration rows. Whoever changes a
@@ -16,23 +20,19 @@ import hashlib
 import hmac
 import re
 import threading
-import time
 import uuid
-from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
-from email.utils import parseaddr
-from functools import lru_cache
 from typing import Any, Literal
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
-from sqlalchemy import Connection, Integer, Select, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -40,11 +40,18 @@ from booking.invites import (
     InviteEvent,
     build_feed,
     build_invite,
-    discreet_summary,
     google_calendar_url,
     outlook_calendar_url,
 )
-from booking.messages import MessageContext, MessageKind, build_message
+from booking.messages import (
+    InviteSpec,
+    MessageContext,
+    MessageKind,
+    attendee_event,
+    mail_payload,
+    mailbox,
+    subject_line,
+)
 from booking.models import (
     IdempotencyKey,
     Registration,
@@ -72,7 +79,7 @@ from booking.schemas import (
     webinar_page_url,
 )
 from core.db import Database
-from core.mail import cancel_pending, enqueue
+from core.mail import PayloadMail, cancel_pending, enqueue_payloads
 from core.settings import Settings
 from directory.search import ProviderDoc, SearchIndex
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG
@@ -208,10 +215,6 @@ def _local(moment: datetime, zone: str) -> datetime:
 
 def _host(settings: Settings) -> str:
     return urlsplit(settings.base_url).hostname or "orthodex.invalid"
-
-
-def _in_reminder_window(settings: Settings, starts_at: datetime, now: datetime) -> bool:
-    return starts_at - now <= timedelta(hours=settings.reminder_hours)
 
 
 _WRITERS: WeakKeyDictionary[Database, threading.Lock] = WeakKeyDictionary()
@@ -437,15 +440,11 @@ def public_feed(db: Database, settings: Settings, *, now: datetime | None = None
         )
     return build_feed(
         events,
-        organizer_email=_mailbox(settings),
+        organizer_email=mailbox(settings.mail_from),
         organizer_name=settings.network_name,
         calendar_name=f"{settings.network_name} webinars",
         dtstamp=now,
     )
-
-
-def _mailbox(settings: Settings) -> str:
-    return parseaddr(settings.mail_from)[1] or settings.mail_from
 
 
 # --- one person's registration ----------------------------------------------------------------
@@ -482,10 +481,9 @@ _SEAT = select(
 ).select_from(REG.join(SES, SES.c.id == REG.c.session_id).join(WEB, WEB.c.id == SES.c.webinar_id))
 _SEAT_BY_TOKEN = _SEAT.where(REG.c.token_hash == bindparam("token_hash"))
 _SEAT_BY_ID = _SEAT.where(REG.c.id == bindparam("registration_id"))
-_ACTIVE_FOR_EMAIL = select(REG.c.id).where(
-    REG.c.session_id == bindparam("session_id"), REG.c.email == bindparam("email"), REG.c.status != CANCELLED
-)
-_SESSION_TO_REGISTER = (
+# Everything the form needs to decide, in one statement: the session, whether this address is
+# registered for it already, and the two counts the limits are checked against.
+_TO_REGISTER = (
     select(
         SES.c.starts_at,
         SES.c.duration_minutes,
@@ -496,19 +494,27 @@ _SESSION_TO_REGISTER = (
         WEB.c.slug,
         WEB.c.title,
         WEB.c.published,
+        select(REG.c.id)
+        .where(
+            REG.c.session_id == bindparam("session_id"),
+            REG.c.email == bindparam("email"),
+            REG.c.status != CANCELLED,
+        )
+        .scalar_subquery()
+        .label("existing"),
+        select(func.count())
+        .where(REG.c.email == bindparam("email"), REG.c.created_at > bindparam("day_ago"))
+        .scalar_subquery()
+        .label("by_email"),
+        select(func.count())
+        .where(REG.c.session_id == bindparam("session_id"), REG.c.created_at > bindparam("minute_ago"))
+        .scalar_subquery()
+        .label("by_session"),
     )
     .select_from(SES.join(WEB, WEB.c.id == SES.c.webinar_id))
     .where(SES.c.id == bindparam("session_id"))
-    # Held until commit on PostgreSQL, so the limits below count everything committed before.
+    # Held until commit on PostgreSQL, so the limits count everything committed before.
     .with_for_update(of=SES)
-)
-_RECENT = select(
-    select(func.count())
-    .where(REG.c.email == bindparam("email"), REG.c.created_at > bindparam("day_ago"))
-    .scalar_subquery(),
-    select(func.count())
-    .where(REG.c.session_id == bindparam("session_id"), REG.c.created_at > bindparam("minute_ago"))
-    .scalar_subquery(),
 )
 # The seat is claimed by a conditional UPDATE: it succeeds only while a seat is free, whoever else
 # is claiming at the same moment, and the CHECK on seats_taken backs it up.
@@ -528,11 +534,12 @@ _WAITLIST_PLACE = select(func.count()).where(
     REG.c.status == WAITLISTED,
     REG.c.waitlist_ticket <= bindparam("ticket"),
 )
-_SETTLE_MAIL = (
-    update(REG)
-    .where(REG.c.id == bindparam("registration_id"))
-    .values(mail_owed=None, token_hash=bindparam("new_token_hash"))
+_REKEY = (
+    update(REG).where(REG.c.id == bindparam("registration_id")).values(token_hash=bindparam("new_token_hash"))
 )
+# First answers to keyed requests are kept this long: no client retries a registration later.
+IDEMPOTENCY_KEEPS = timedelta(days=1)
+_FORGET_KEYS = delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < bindparam("before"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,8 +625,8 @@ def register(
     """Register for a session: a seat if one is free, else the waitlist. Returns (HTTP status, view).
 
     201 for a new registration; 200 for an address already registered (without its token); a
-    retry carrying the first request's Idempotency-Key gets the first answer again. The e-mail it
-    owes is recorded in the same transaction and written out by `queue_owed_mail`.
+    retry carrying the first request's Idempotency-Key gets the first answer again. The e-mail a
+    new registration is owed (and its reminder) is in the outbox when this returns.
     """
     name, email = clean_name(form.name), normalise_email(form.email)
     key_hash = _sha256("idempotency-key", idempotency_key) if idempotency_key is not None else None
@@ -628,15 +635,30 @@ def register(
     for attempt in range(attempts):
         try:
             with writing(db) as session:
-                return _register(
+                status_code, answer = _register(
                     session, settings, session_id, name, email, form.consent, key_hash, request_hash, limits
                 )
+            # The view (calendar links and all) is built after the commit, not while holding locks.
+            return status_code, answer if isinstance(answer, RegistrationOut) else answer.view(settings)
         except IntegrityError:
             # A concurrent request for the same address or key committed first (PostgreSQL; the
             # unique indexes caught it). The next attempt sees its row and answers from it.
             if attempt == attempts - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """What a registration request is told, before it is rendered as a `RegistrationOut`."""
+
+    seat: Seat
+    position: int | None
+    token: str | None
+    message: str
+
+    def view(self, settings: Settings) -> RegistrationOut:
+        return _view(settings, self.seat, self.position, token=self.token, message=self.message)
 
 
 def _register(
@@ -649,7 +671,7 @@ def _register(
     key_hash: str | None,
     request_hash: str,
     limits: RegistrationLimits,
-) -> tuple[int, RegistrationOut]:
+) -> tuple[int, RegistrationOut | _Answer]:
     now = utcnow()
     connection = session.connection()
     if key_hash is not None:
@@ -665,38 +687,49 @@ def _register(
         # Serialise requests for one address (across sessions too): the per-address limit and
         # the one-registration rule are then checked against everything committed before.
         connection.execute(select(func.pg_advisory_xact_lock(_lock_key("registration-email", email))))
-    existing = connection.execute(_ACTIVE_FOR_EMAIL, {"session_id": session_id, "email": email}).scalar()
-    if existing is not None:
+    found = connection.execute(
+        _TO_REGISTER,
+        {
+            "session_id": session_id,
+            "email": email,
+            "day_ago": now - timedelta(days=1),
+            "minute_ago": now - timedelta(minutes=1),
+        },
+    ).first()
+    if found is not None and found.existing is not None:
         status_code = 200
-        seat = _seat(connection, _SEAT_BY_ID, registration_id=existing)
+        seat = _seat(connection, _SEAT_BY_ID, registration_id=found.existing)
         assert seat is not None
-        out = _view(
-            connection,
-            settings,
+        answer = _Answer(
             seat,
-            token=None,
-            message=(
-                "This e-mail address is already registered for this session. Your private link "
-                "to manage it is in the e-mail we sent when you registered."
-            ),
+            _waitlist_position(connection, seat),
+            None,
+            "This e-mail address is already registered for this session. Your private link "
+            "to manage it is in the e-mail we sent when you registered.",
         )
     else:
         status_code = 201
-        seat = _new_registration(connection, settings, session_id, name, email, consent, limits, now)
-        token = registration_token(settings.secret_key, seat.invite_uid)
-        out = _view(connection, settings, seat, token=token, message=_status_message(connection, seat))
-    if key_hash is not None:
-        session.add(
-            IdempotencyKey(
-                key_hash=key_hash,
-                request_hash=request_hash,
-                registration_id=seat.registration_id,
-                status_code=status_code,
-                body=msgspec.to_builtins(_without_secrets(out)),
-                created_at=now,
-            )
+        seat, position = _new_registration(
+            session, settings, session_id, found, name, email, consent, limits, now
         )
-        session.flush()
+        token = registration_token(settings.secret_key, seat.invite_uid)
+        answer = _Answer(seat, position, token, _status_message(seat, position))
+    if key_hash is None:
+        return status_code, answer
+    # The first answer is stored with the registration, so it is built here.
+    out = answer.view(settings)
+    connection.execute(_FORGET_KEYS, {"before": now - IDEMPOTENCY_KEEPS})
+    session.add(
+        IdempotencyKey(
+            key_hash=key_hash,
+            request_hash=request_hash,
+            registration_id=seat.registration_id,
+            status_code=status_code,
+            body=msgspec.to_builtins(_without_secrets(out)),
+            created_at=now,
+        )
+    )
+    session.flush()
     return status_code, out
 
 
@@ -705,16 +738,20 @@ def _lock_key(scope: str, value: str) -> int:
 
 
 def _new_registration(
-    connection: Connection,
+    session: Session,
     settings: Settings,
     session_id: int,
+    found: Any,
     name: str,
     email: str,
     consent: bool,
     limits: RegistrationLimits,
     now: datetime,
-) -> Seat:
-    found = connection.execute(_SESSION_TO_REGISTER, {"session_id": session_id}).first()
+) -> tuple[Seat, int | None]:
+    """Insert the registration with its e-mails; returns it and its waitlist position (if any).
+
+    `found` is the row of `_TO_REGISTER` (None: no such session).
+    """
     if found is None or not found.published:
         raise NotFound(f"No webinar session {session_id}. GET /api/webinars lists the open ones.")
     if found.status != SCHEDULED:
@@ -726,26 +763,18 @@ def _new_registration(
             "This session has already started, so registration is closed. "
             f"GET /api/webinars/{found.slug} shows other dates."
         )
-    by_email, by_session = connection.execute(
-        _RECENT,
-        {
-            "email": email,
-            "session_id": session_id,
-            "day_ago": now - timedelta(days=1),
-            "minute_ago": now - timedelta(minutes=1),
-        },
-    ).one()
-    if by_email >= limits.per_email_per_day:
+    if found.by_email >= limits.per_email_per_day:
         raise LimitReached(
-            f"This e-mail address has registered {by_email} times in the last 24 hours, the most we "
-            "allow. Please try again tomorrow, or call your clinic.",
+            f"This e-mail address has registered {found.by_email} times in the last 24 hours, the "
+            "most we allow. Please try again tomorrow, or call your clinic.",
             retry_after=3600,
         )
-    if by_session >= limits.per_session_per_minute:
+    if found.by_session >= limits.per_session_per_minute:
         raise LimitReached(
             "This session is taking too many registrations at once. Please try again in a minute.",
             retry_after=60,
         )
+    connection = session.connection()
     claimed = connection.execute(_CLAIM_SEAT, {"session_id": session_id}).rowcount == 1
     ticket = None
     if not claimed:
@@ -762,9 +791,6 @@ def _new_registration(
         "invite_uid": uid,
         "sequence": 0,
         "consent": consent,
-        # A confirmation inside the reminder window already says what a reminder would.
-        "reminder_sent_at": now if claimed and _in_reminder_window(settings, found.starts_at, now) else None,
-        "mail_owed": MessageKind.confirmed if claimed else MessageKind.waitlisted,
         "created_at": now,
         "updated_at": now,
         "confirmed_at": now if claimed else None,
@@ -772,7 +798,7 @@ def _new_registration(
     }
     [registration_id] = connection.execute(insert(REG), values).inserted_primary_key or [None]
     assert registration_id is not None
-    return Seat(
+    seat = Seat(
         registration_id=registration_id,
         session_id=session_id,
         name=name,
@@ -794,6 +820,14 @@ def _new_registration(
         webinar_slug=found.slug,
         webinar_title=found.title,
     )
+    if claimed:
+        confirmation = mail_about(settings, seat, MessageKind.confirmed, "REQUEST", now)
+        enqueue_payloads(session, [confirmation, *_reminder(settings, seat, now)], sender=settings.mail_from)
+        return seat, None
+    position = _waitlist_position(connection, seat)
+    notice = mail_about(settings, seat, MessageKind.waitlisted, None, now, waitlist_position=position)
+    enqueue_payloads(session, [notice], sender=settings.mail_from)
+    return seat, position
 
 
 def lock_session(session: Session, session_id: int) -> tuple[WebinarSession, Webinar]:
@@ -836,34 +870,28 @@ def _waitlist_position(connection: Connection, seat: Seat) -> int | None:
 
 def invite_event(network_name: str, seat: Seat, manage_url: str) -> InviteEvent:
     """This registration's calendar entry: discreet title, join link only while the seat is held."""
-    join = seat.join_url if seat.holds_seat else None
-    lines = [seat.webinar_title, ""]
-    if join:
-        lines += [f"Join online: {join}", ""]
-    lines.append(f"Your registration (cancel, calendar file): {manage_url}")
-    return InviteEvent(
+    return attendee_event(
         uid=seat.invite_uid,
         sequence=seat.sequence,
-        summary=discreet_summary(network_name),
-        description="\n".join(lines),
-        start=seat.starts_at,
-        end=seat.ends_at,
-        location=join,
-        url=join,
+        network_name=network_name,
+        webinar_title=seat.webinar_title,
+        starts_at=seat.starts_at,
+        ends_at=seat.ends_at,
+        join_url=seat.join_url if seat.holds_seat else None,
+        manage_url=manage_url,
         cancelled=not seat.holds_seat and seat.status != WAITLISTED,
     )
 
 
-def _status_message(connection: Connection, seat: Seat) -> str:
+def _status_message(seat: Seat, position: int | None) -> str:
     if seat.session_status != SCHEDULED:
         return "This session has been cancelled. We are sorry; see the webinar's page for other dates."
     match seat.status:
         case RegistrationStatus.confirmed:
             return "Your seat is confirmed. We are e-mailing you the calendar invitation."
         case RegistrationStatus.waitlisted:
-            place = _waitlist_position(connection, seat)
             return (
-                f"This session is full: you are number {place} on the waitlist. If a seat opens up "
+                f"This session is full: you are number {position} on the waitlist. If a seat opens up "
                 "we will confirm you and e-mail the calendar invitation."
             )
         case _:
@@ -871,8 +899,9 @@ def _status_message(connection: Connection, seat: Seat) -> str:
 
 
 def _view(
-    connection: Connection, settings: Settings, seat: Seat, *, token: str | None, message: str
+    settings: Settings, seat: Seat, position: int | None, *, token: str | None, message: str
 ) -> RegistrationOut:
+    """What the registrant sees; `position` is their place on the waitlist (`_waitlist_position`)."""
     manage = ics = google = outlook = join = None
     if token is not None:
         manage = manage_page_url(settings.base_url, token)
@@ -889,7 +918,7 @@ def _view(
         name=seat.name,
         email=seat.email,
         consent=seat.consent,
-        waitlist_position=_waitlist_position(connection, seat),
+        waitlist_position=position,
         join_url=join,
         google_calendar_url=google,
         outlook_calendar_url=outlook,
@@ -924,7 +953,7 @@ def _replay(connection: Connection, settings: Settings, stored: IdempotencyKey) 
     seat = _seat(connection, _SEAT_BY_ID, registration_id=stored.registration_id)
     assert seat is not None
     token = registration_token(settings.secret_key, seat.invite_uid)
-    fresh = _view(connection, settings, seat, token=token, message=first.message)
+    fresh = _view(settings, seat, None, token=token, message=first.message)
     return msgspec.structs.replace(first, **{name: getattr(fresh, name) for name in _SECRET_FIELDS})
 
 
@@ -933,19 +962,84 @@ def get_registration(db: Database, settings: Settings, token: str) -> Registrati
     with db.session() as session:
         connection = session.connection()
         seat = _seat_by_token(connection, token)
-        return _view(connection, settings, seat, token=token, message=_status_message(connection, seat))
+        position = _waitlist_position(connection, seat)
+    return _view(settings, seat, position, token=token, message=_status_message(seat, position))
 
 
-def registration_invite(db: Database, settings: Settings, token: str) -> bytes:
-    """The invite.ics: METHOD:REQUEST while the seat is held, METHOD:CANCEL once it is not."""
-    with db.session() as session:
-        seat = _seat_by_token(session.connection(), token)
-    if seat.status == WAITLISTED and seat.session_status == SCHEDULED:
-        raise NoInviteYet(
-            "You are on the waitlist, so there is no calendar invitation yet. If a seat opens up "
-            "we will e-mail it to you."
-        )
-    return _downloaded_invite(seat, manage_page_url(settings.base_url, token), _Organizer.of(settings))
+class InviteFiles:
+    """invite.ics downloads: one indexed SELECT per download, each version of a file built once.
+
+    The private link's calendar file is the hottest read (calendar apps fetch it again and again),
+    so the SELECT runs straight on a pooled DBAPI connection: no ORM session, and no BEGIN and
+    ROLLBACK around one statement. The bytes are kept in a bounded LRU keyed by the whole row, i.e.
+    every value the file is built from (the token's digest, UID, SEQUENCE, statuses, times, title,
+    join link, and the change times that become DTSTAMP): any change to the registration, its
+    session or its webinar is a new key, so a cached file is never stale. One per app.
+    """
+
+    def __init__(self, db: Database, settings: Settings, size: int = 4096) -> None:
+        dialect = db.engine.dialect
+        compiled = _SEAT_BY_TOKEN.compile(dialect=dialect)
+        self._db = db
+        self._sql = str(compiled)
+        # qmark (SQLite) takes a tuple, pyformat (psycopg) a mapping.
+        self._positional = bool(compiled.positiontup)
+        columns = list(_SEAT_BY_TOKEN.selected_columns)
+        self._names: list[str] = [str(c.key) for c in columns]
+        # What SQLAlchemy would do to each value (SQLite's text times to aware datetimes, ...), used
+        # only when a file has to be built.
+        self._processors: list[Callable[[Any], Any] | None] = [
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        ]
+        self._base_url = settings.base_url
+        self._organizer = _Organizer.of(settings)
+        self._size = size
+        self._files: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def file_for(self, token: str) -> bytes:
+        """The file: METHOD:REQUEST while the seat is held, METHOD:CANCEL once it is not."""
+        row = self._row(token)
+        with self._lock:
+            cached = self._files.get(row)
+            if cached is not None:
+                self._files.move_to_end(row)
+                return cached
+        values = zip(self._names, self._processors, row, strict=True)
+        seat = Seat(**{name: value if process is None else process(value) for name, process, value in values})
+        if seat.status == WAITLISTED and seat.session_status == SCHEDULED:
+            raise NoInviteYet(
+                "You are on the waitlist, so there is no calendar invitation yet. If a seat opens up "
+                "we will e-mail it to you."
+            )
+        data = _invite_file(seat, manage_page_url(self._base_url, token), self._organizer)
+        with self._lock:
+            self._files[row] = data
+            if len(self._files) > self._size:
+                self._files.popitem(last=False)
+        return data
+
+    def _row(self, token: str) -> tuple[Any, ...]:
+        if not token or len(token) > _TOKEN_MAX:
+            raise NotFound(_UNKNOWN_LINK)
+        digest = token_digest(token)
+        connection = self._db.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(self._sql, (digest,) if self._positional else {"token_hash": digest})
+                row = cursor.fetchone()
+            finally:
+                cursor.close()
+        finally:
+            # Back to the pool, which ends whatever the driver began (a no-op on SQLite).
+            connection.close()
+        if row is None:
+            raise NotFound(_UNKNOWN_LINK)
+        return tuple(row)
 
 
 @dataclass(frozen=True, slots=True)
@@ -955,13 +1049,12 @@ class _Organizer:
 
     @classmethod
     def of(cls, settings: Settings) -> _Organizer:
-        return cls(_mailbox(settings), settings.network_name)
+        return cls(mailbox(settings.mail_from), settings.network_name)
 
 
-@lru_cache(maxsize=4096)
-def _downloaded_invite(seat: Seat, manage_url: str, organizer: _Organizer) -> bytes:
+def _invite_file(seat: Seat, manage_url: str, organizer: _Organizer) -> bytes:
     # Everything the file says comes from the arguments, DTSTAMP included (the time of the last
-    # change), so an unchanged registration's file is built once and served from the cache.
+    # change), so the same arguments always give the same bytes.
     event = invite_event(organizer.name, seat, manage_url)
     return build_invite(
         event,
@@ -988,9 +1081,9 @@ def cancel_registration(db: Database, settings: Settings, token: str) -> Registr
         ).scalar_one()
         if reg.status == CANCELLED:
             return _view(
-                session.connection(),
                 settings,
                 Seat.of(reg, sess, webinar),
+                None,
                 token=token,
                 message="This registration was already cancelled.",
             )
@@ -999,7 +1092,6 @@ def cancel_registration(db: Database, settings: Settings, token: str) -> Registr
         # RFC 5546 3.2.5: CANCEL keeps the UID and raises SEQUENCE.
         reg.sequence += 1
         reg.cancelled_at = reg.updated_at = now
-        reg.mail_owed = None
         session.add(reg)
         session.flush()
         seat = Seat.of(reg, sess, webinar)
@@ -1013,9 +1105,9 @@ def cancel_registration(db: Database, settings: Settings, token: str) -> Registr
                 .values(seats_taken=SES.c.seats_taken - 1)
             )
         return _view(
-            session.connection(),
             settings,
             seat,
+            None,
             token=token,
             message=(
                 "Your registration is cancelled. We have e-mailed you a calendar cancellation."
@@ -1067,53 +1159,12 @@ def confirm_from_waitlist(
     and has already counted the seat (passed on, or claimed)."""
     reg.status = CONFIRMED
     reg.confirmed_at = reg.updated_at = now
-    reg.reminder_sent_at = now if _in_reminder_window(settings, sess.starts_at, now) else None
     session.add(reg)
     session.flush()
-    queue_message(session, settings, Seat.of(reg, sess, webinar), MessageKind.promoted, "REQUEST", now)
-
-
-def render_message(
-    settings: Settings,
-    seat: Seat,
-    kind: MessageKind,
-    method: Literal["REQUEST", "CANCEL"] | None,
-    now: datetime,
-    *,
-    waitlist_position: int | None = None,
-    previous_starts_at: datetime | None = None,
-) -> EmailMessage:
-    """One e-mail about this registration, invite included when `method` is given. Pure."""
-    token = registration_token(settings.secret_key, seat.invite_uid)
-    manage = manage_page_url(settings.base_url, token)
-    invite = None
-    if method is not None:
-        invite = build_invite(
-            invite_event(settings.network_name, seat, manage),
-            method=method,
-            organizer_email=_mailbox(settings),
-            organizer_name=settings.network_name,
-            attendee_email=seat.email,
-            attendee_name=seat.name,
-            dtstamp=now,
-        )
-    context = MessageContext(
-        kind=kind,
-        recipient_email=seat.email,
-        recipient_name=seat.name,
-        webinar_title=seat.webinar_title,
-        starts_at=seat.starts_at,
-        ends_at=seat.ends_at,
-        timezone=seat.timezone,
-        join_url=seat.join_url if seat.holds_seat else None,
-        manage_url=manage,
-        ics_url=invite_ics_url(settings.base_url, token),
-        network_name=settings.network_name,
-        mail_from=settings.mail_from,
-        waitlist_position=waitlist_position,
-        previous_starts_at=previous_starts_at,
-    )
-    return build_message(context, invite, method)
+    seat = Seat.of(reg, sess, webinar)
+    _rekey(session, settings, seat)
+    promoted = mail_about(settings, seat, MessageKind.promoted, "REQUEST", now)
+    enqueue_payloads(session, [promoted, *_reminder(settings, seat, now)], sender=settings.mail_from)
 
 
 def queue_message(
@@ -1124,116 +1175,90 @@ def queue_message(
     method: Literal["REQUEST", "CANCEL"] | None,
     now: datetime,
     *,
+    waitlist_position: int | None = None,
     previous_starts_at: datetime | None = None,
 ) -> None:
-    """Write one e-mail about this registration to the outbox, in the caller's transaction.
-
-    It supersedes any e-mail the registration was still owed (written after this would be stale).
-    """
-    connection = session.connection()
-    # If SECRET_KEY changed since the registration was made, this re-keys it so the e-mail's link works.
-    token_hash = token_digest(registration_token(settings.secret_key, seat.invite_uid))
-    connection.execute(_SETTLE_MAIL, {"registration_id": seat.registration_id, "new_token_hash": token_hash})
-    message = render_message(
+    """Write one e-mail about this registration to the outbox, in the caller's transaction."""
+    _rekey(session, settings, seat)
+    mail = mail_about(
         settings,
         seat,
         kind,
         method,
         now,
-        waitlist_position=_waitlist_position(connection, seat),
+        waitlist_position=waitlist_position,
         previous_starts_at=previous_starts_at,
     )
-    enqueue(
-        session, message, kind=kind.value, registration_id=seat.registration_id, session_id=seat.session_id
-    )
+    enqueue_payloads(session, [mail], sender=settings.mail_from)
 
 
-_OWED = (
-    _SEAT.add_columns(REG.c.mail_owed)
-    .where(REG.c.mail_owed.is_not(None))
-    .order_by(REG.c.id)
-    .limit(bindparam("batch", type_=Integer, literal_execute=True))
-)
-# Written out only if nothing about the registration changed since its e-mail was built.
-_CLEAR_OWED = (
-    update(REG)
-    .where(
-        REG.c.id == bindparam("registration_id"),
-        REG.c.mail_owed == bindparam("owed"),
-        REG.c.status == bindparam("expected_status"),
-        REG.c.sequence == bindparam("expected_sequence"),
-    )
-    .values(mail_owed=None, token_hash=bindparam("new_token_hash"))
-)
+def mail_about(
+    settings: Settings,
+    seat: Seat,
+    kind: MessageKind,
+    method: Literal["REQUEST", "CANCEL"] | None,
+    now: datetime,
+    *,
+    waitlist_position: int | None = None,
+    previous_starts_at: datetime | None = None,
+    send_after: datetime | None = None,
+) -> PayloadMail:
+    """One e-mail about this registration as its outbox row: what it says as of `now`. Pure.
 
-
-def queue_owed_mail(db: Database, settings: Settings, *, batch: int = 50, duty: float = 1.0) -> int:
-    """Write the e-mails registrations are owed (confirmation or waitlist notice) to the outbox.
-
-    The registration form records what it owes in its own transaction and leaves building the
-    message (the slow part: MIME and iCalendar) to this, which every worker runs in the background,
-    so a crash in between loses nothing and a rush of registrations is not slowed down. Messages
-    are built outside any transaction; the short write that follows keeps only those whose
-    registration has not changed meanwhile (and which no other worker wrote first).
-
-    `duty` below 1 rests between messages (the time of the build, times 1/duty - 1): a worker
-    serving a rush of registrations keeps most of its CPU for them, and the mail follows after.
+    The invite goes with it when `method` is given; the outbox worker renders it when it is due
+    (`send_after`, default at once).
     """
-    now = utcnow()
-    with db.session() as session:
-        connection = session.connection()
-        rows = connection.execute(_OWED, {"batch": batch}).mappings().all()
-        owed = []
-        for row in rows:
-            values = dict(row)
-            kind = values.pop("mail_owed")
-            seat = Seat(**values)
-            owed.append((seat, kind, _waitlist_position(connection, seat)))
-    built = []
-    for seat, kind, position in owed:
-        started = time.perf_counter()
-        if seat.status == CONFIRMED:
-            message = render_message(
-                settings, seat, MessageKind.confirmed, "REQUEST" if seat.holds_seat else None, now
-            )
-            built.append((seat, kind, MessageKind.confirmed, message))
-        elif seat.status == WAITLISTED:
-            message = render_message(
-                settings, seat, MessageKind.waitlisted, None, now, waitlist_position=position
-            )
-            built.append((seat, kind, MessageKind.waitlisted, message))
-        if duty < 1:
-            time.sleep((time.perf_counter() - started) * (1 / duty - 1))
-    if not built:
-        return 0
-    queued = 0
-    token_hashes = {
-        seat.registration_id: token_digest(registration_token(settings.secret_key, seat.invite_uid))
-        for seat, *_ in built
-    }
-    with writing(db) as session:
-        connection = session.connection()
-        for seat, owed_kind, kind, message in built:
-            cleared = connection.execute(
-                _CLEAR_OWED,
-                {
-                    "registration_id": seat.registration_id,
-                    "owed": owed_kind,
-                    "expected_status": seat.status,
-                    "expected_sequence": seat.sequence,
-                    "new_token_hash": token_hashes[seat.registration_id],
-                },
-            ).rowcount
-            if cleared:
-                enqueue(
-                    session,
-                    message,
-                    kind=kind.value,
-                    registration_id=seat.registration_id,
-                    session_id=seat.session_id,
-                )
-                queued += 1
-    return queued
+    token = registration_token(settings.secret_key, seat.invite_uid)
+    context = MessageContext(
+        kind=kind,
+        recipient_email=seat.email,
+        recipient_name=seat.name,
+        webinar_title=seat.webinar_title,
+        starts_at=seat.starts_at,
+        ends_at=seat.ends_at,
+        timezone=seat.timezone,
+        join_url=seat.join_url if seat.holds_seat else None,
+        manage_url=manage_page_url(settings.base_url, token),
+        ics_url=invite_ics_url(settings.base_url, token),
+        network_name=settings.network_name,
+        mail_from=settings.mail_from,
+        waitlist_position=waitlist_position,
+        previous_starts_at=previous_starts_at,
+    )
+    # DTSTAMP: when this copy of the invite was issued, the commit (DESIGN.md: refreshed on every
+    # send); for a reminder queued days ahead, when it is due, so it is newer than all sent before.
+    invite = None if method is None else InviteSpec(seat.invite_uid, seat.sequence, method, send_after or now)
+    return PayloadMail(
+        kind=kind.value,
+        recipient=seat.email,
+        subject=subject_line(kind, seat.starts_at, seat.timezone),
+        payload=mail_payload(context, invite),
+        registration_id=seat.registration_id,
+        session_id=seat.session_id,
+        send_after=send_after,
+    )
+
+
+def _reminder(settings: Settings, seat: Seat, now: datetime) -> list[PayloadMail]:
+    """The seat holder's reminder, due `reminder_hours` before the start (none, or one).
+
+    Inside that window the e-mail queued with it (confirmation, promotion, new time) already says
+    what a reminder would, so there is none. A later change to the seat or the session cancels a
+    queued reminder (`cancel_pending`) and, if the seat is still held, queues a new one.
+    """
+    due = seat.starts_at - timedelta(hours=settings.reminder_hours)
+    if due <= now:
+        return []
+    return [mail_about(settings, seat, MessageKind.reminder, "REQUEST", now, send_after=due)]
+
+
+def _rekey(session: Session, settings: Settings, seat: Seat) -> None:
+    """Store the token hash under the current SECRET_KEY, so the link in a new e-mail works."""
+    token_hash = token_digest(registration_token(settings.secret_key, seat.invite_uid))
+    if token_hash != seat.token_hash:
+        session.connection().execute(
+            _REKEY, {"registration_id": seat.registration_id, "new_token_hash": token_hash}
+        )
 
 
 # --- admins: webinars, sessions, attendees ----------------------------------------------------
@@ -1462,28 +1487,28 @@ def move_session(
         for kind in _SUPERSEDED_BY_CHANGE:
             cancel_pending(session, session_id=session_id, kind=kind.value)
         told = (CONFIRMED, WAITLISTED) if moved else (CONFIRMED,)
-        notified = 0
-        for reg in _registrations(session, session_id, told):
+        mails: list[PayloadMail] = []
+        registrations = _registrations(session, session_id, told)
+        for reg in registrations:
             # Every active registration's invite SEQUENCE rises, so a later promotion's invite
             # still outranks anything sent before.
             reg.sequence += 1
             reg.updated_at = now
-            if reg.status == CONFIRMED:
-                reg.reminder_sent_at = now if _in_reminder_window(settings, sess.starts_at, now) else None
             session.add(reg)
             seat = Seat.of(reg, sess, webinar)
+            _rekey(session, settings, seat)
             method: Literal["REQUEST"] | None = "REQUEST" if reg.status == CONFIRMED else None
-            queue_message(
-                session,
-                settings,
-                seat,
-                MessageKind.session_moved,
-                method,
-                now,
-                previous_starts_at=previous if moved else None,
+            previous_start = previous if moved else None
+            mails.append(
+                mail_about(
+                    settings, seat, MessageKind.session_moved, method, now, previous_starts_at=previous_start
+                )
             )
-            notified += 1
-        return SessionChange(session_id=session_id, changed=True, notified=notified)
+            if method is not None:
+                # The reminder cancelled above said the old time or link: a new one for the new.
+                mails += _reminder(settings, seat, now)
+        enqueue_payloads(session, mails, sender=settings.mail_from)
+        return SessionChange(session_id=session_id, changed=True, notified=len(registrations))
 
 
 def cancel_session(db: Database, settings: Settings, session_id: int) -> SessionChange:
@@ -1501,20 +1526,18 @@ def cancel_session(db: Database, settings: Settings, session_id: int) -> Session
         session.add(sess)
         for kind in (*_SUPERSEDED_BY_CHANGE, MessageKind.waitlisted):
             cancel_pending(session, session_id=session_id, kind=kind.value)
+        mails: list[PayloadMail] = []
         for reg in registrations:
             held_seat = reg.status == CONFIRMED
             reg.status = CANCELLED
             reg.sequence += 1
             reg.cancelled_at = reg.updated_at = now
             session.add(reg)
-            queue_message(
-                session,
-                settings,
-                Seat.of(reg, sess, webinar),
-                MessageKind.session_cancelled,
-                "CANCEL" if held_seat else None,
-                now,
-            )
+            seat = Seat.of(reg, sess, webinar)
+            _rekey(session, settings, seat)
+            method: Literal["CANCEL"] | None = "CANCEL" if held_seat else None
+            mails.append(mail_about(settings, seat, MessageKind.session_cancelled, method, now))
+        enqueue_payloads(session, mails, sender=settings.mail_from)
         return SessionChange(session_id=session_id, changed=True, notified=len(registrations))
 
 
@@ -1600,13 +1623,3 @@ def list_attendees(db: Database, session_id: int) -> list[AttendeeOut]:
             )
         )
     return out
-
-
-def purge_idempotency_keys(db: Database, older_than: timedelta = timedelta(days=1)) -> int:
-    """Forget first answers once no client would still be retrying."""
-    with writing(db) as session:
-        return int(
-            session.exec(
-                delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < utcnow() - older_than)
-            ).rowcount
-        )

@@ -1,7 +1,11 @@
 """The mail outbox: mail is a row written in the transaction that causes it; a worker sends it.
 
 A registration commits together with its e-mail, so a crash can never confirm a seat without the
-confirmation (or send one for a seat that rolled back). `OutboxWorker` claims due rows, marking
+confirmation (or send one for a seat that rolled back). A row holds either the message itself
+(`enqueue`) or, cheaper to write while the transaction holds its locks, what to send
+(`enqueue_payload`: a JSON payload that the worker renders at send time with the renderer the app
+gave it for the row's kind; core knows no domain's messages). The first rendering is stored in
+the row, so retries and resends send the same message. `OutboxWorker` claims due rows, marking
 them `sending` with a lease (`locked_until`), sends them with aiosmtplib and records the outcome.
 Claims are `FOR UPDATE SKIP LOCKED` on PostgreSQL, so several processes share the work without
 sending a row twice; SQLite's write transactions are serial anyway. A worker that dies holding
@@ -22,18 +26,34 @@ import logging
 import os
 import random
 import re
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import aiosmtplib
 import anyio
 from litestar.exceptions import ClientException, NotFoundException
-from sqlalchemy import CheckConstraint, Column, Index, LargeBinary, String, and_, or_, update
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    Column,
+    Index,
+    LargeBinary,
+    String,
+    Table,
+    and_,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -45,6 +65,9 @@ log = logging.getLogger(__name__)
 # Transient failures back off from `outbox_retry_seconds`, doubling, up to this.
 MAX_BACKOFF_SECONDS = 3600.0
 BATCH_SIZE = 10
+
+# Turns a payload row's JSON into the e-mail it stands for; one per kind, handed to the worker.
+Renderer = Callable[[dict[str, Any]], EmailMessage]
 
 
 def utcnow() -> datetime:
@@ -61,7 +84,7 @@ class OutboxStatus(StrEnum):
 
 
 class OutboxMessage(SQLModel, table=True):
-    """One e-mail to one recipient, stored whole (RFC 5322 bytes) so a retry sends the same thing."""
+    """One e-mail to one recipient: its RFC 5322 bytes, or the payload they are rendered from."""
 
     __tablename__ = "outbox"
     # The worker's claim: due rows by status and time, and `sending` rows whose lease ran out.
@@ -71,13 +94,19 @@ class OutboxMessage(SQLModel, table=True):
         ),
         Index("ix_outbox_status_next_attempt_at", "status", "next_attempt_at"),
         Index("ix_outbox_status_locked_until", "status", "locked_until"),
+        CheckConstraint("message IS NOT NULL OR payload IS NOT NULL", name="has_content"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=40)
     recipient: str = Field(max_length=320)
     subject: str = Field(max_length=1000)
-    message: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    # The message as sent: written by `enqueue`, or by the worker when it first renders `payload`.
+    message: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # What to send (enqueue_payload): everything the renderer for `kind` needs, as of the commit.
+    payload: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Given when the row is written, so every attempt (and an admin's resend) carries the same one.
+    message_id: str | None = Field(default=None, max_length=255)
     status: OutboxStatus = Field(default=OutboxStatus.queued, sa_column=Column(String(20), nullable=False))
     attempts: int = 0
     # Not sent before this (reminders are queued days ahead).
@@ -123,6 +152,7 @@ def enqueue(
         recipient=addresses[0].addr_spec,
         subject=str(message.get("Subject", "")),
         message=message.as_bytes(policy=policy.SMTP),
+        message_id=str(message["Message-ID"]),
         status=OutboxStatus.queued,
         send_after=due,
         next_attempt_at=due,
@@ -131,6 +161,84 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+_ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
+
+
+@dataclass(frozen=True, slots=True)
+class PayloadMail:
+    """One e-mail as what to send: the renderer for `kind` turns `payload` into the message."""
+
+    kind: str
+    recipient: str
+    # What the admin's outbox list shows (nothing is rendered for a list).
+    subject: str
+    # JSON: plain values only, everything the message will say.
+    payload: dict[str, Any]
+    registration_id: int | None = None
+    session_id: int | None = None
+    send_after: datetime | None = None
+
+
+def enqueue_payload(
+    session: Session,
+    *,
+    kind: str,
+    recipient: str,
+    subject: str,
+    payload: dict[str, Any],
+    registration_id: int | None = None,
+    session_id: int | None = None,
+    send_after: datetime | None = None,
+    sender: str | None = None,
+) -> None:
+    """Add one e-mail to the caller's transaction as what to send (see `enqueue_payloads`)."""
+    mail = PayloadMail(kind, recipient, subject, payload, registration_id, session_id, send_after)
+    enqueue_payloads(session, [mail], sender=sender)
+
+
+def enqueue_payloads(session: Session, mails: Sequence[PayloadMail], *, sender: str | None = None) -> None:
+    """Add e-mails to the caller's transaction as what to send; each is sent once (if) it commits.
+
+    The worker renders each payload when its row is due, so the transaction pays for one INSERT of
+    small rows, not for building MIME. `sender` (the From address) names the Message-IDs' domain;
+    each row gets its Message-ID now, so every attempt carries the same one.
+    """
+    now = utcnow()
+    domain = _domain(sender or "")
+    rows = []
+    for mail in mails:
+        if not _ADDRESS.fullmatch(mail.recipient):
+            raise ValueError(f"an outbox message goes to exactly one address, not {mail.recipient!r}")
+        if mail.send_after is not None and mail.send_after.utcoffset() is None:
+            raise ValueError("send_after must be timezone-aware")
+        due = mail.send_after or now
+        rows.append(
+            {
+                "kind": mail.kind,
+                "recipient": mail.recipient,
+                "subject": mail.subject,
+                "message": None,
+                "payload": mail.payload,
+                "message_id": make_msgid(domain=domain),
+                "status": OutboxStatus.queued.value,
+                "attempts": 0,
+                "send_after": due,
+                "next_attempt_at": due,
+                "locked_until": None,
+                "last_error": None,
+                "created_at": now,
+                "sent_at": None,
+                "registration_id": mail.registration_id,
+                "session_id": mail.session_id,
+            }
+        )
+    if rows:
+        # One Core INSERT for them all: booking writes these while holding SQLite's write lock,
+        # where a statement per row (or the ORM's unit of work) would cost more than the rows.
+        session.connection().execute(insert(_OUTBOX), rows)
 
 
 def cancel_pending(
@@ -186,7 +294,9 @@ class _Claimed:
     id: int
     kind: str
     recipient: str
-    message: bytes
+    message: bytes | None
+    payload: dict[str, Any] | None
+    message_id: str | None
     # Bumped by every claim: a worker records an outcome only while the row is still its claim.
     attempts: int
 
@@ -197,16 +307,30 @@ class _Outcome:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class _Result:
+    row: _Claimed
+    outcome: _Outcome
+    # The message rendered for this attempt, stored so a retry or resend sends exactly it.
+    rendered: bytes | None = None
+
+
 class OutboxWorker:
     """Sends due outbox rows; one per process, started with the app."""
 
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, renderers: Mapping[str, Renderer] | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
+        # By row kind: how payload rows become messages (the app passes each domain's in).
+        self.renderers: Mapping[str, Renderer] = dict(renderers or {})
         self.batch_size = BATCH_SIZE
         self._sender = parseaddr(settings.mail_from)[1] or settings.mail_from
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Seconds the last batch spent rendering; the run loop rests in proportion (see _run).
+        self._rendering = 0.0
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
@@ -227,21 +351,35 @@ class OutboxWorker:
 
     async def run_once(self) -> int:
         """Claim the due rows (up to a batch) and send them; returns how many were handled."""
+        self._rendering = 0.0
         claimed = await anyio.to_thread.run_sync(self._claim)
         if claimed:
-            await asyncio.gather(*(self._deliver(row) for row in claimed))
+            # Rendering is CPU work: a worker thread does the batch's, not the event loop.
+            started = time.perf_counter()
+            ready = await anyio.to_thread.run_sync(self._render_all, claimed)
+            self._rendering = time.perf_counter() - started
+            results = await asyncio.gather(*(self._deliver(row, raw) for row, raw in ready))
+            # One write transaction for the batch's outcomes: on SQLite every write takes the
+            # database's only write lock, which registrations are waiting for.
+            await anyio.to_thread.run_sync(self._record, results)
         return len(claimed)
 
     async def _run(self) -> None:
+        duty = self.settings.outbox_render_duty
         while not self._stopping.is_set():
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("outbox run failed; trying again in %.1fs", self.settings.outbox_poll_seconds)
                 handled = 0
+            # Rest so that rendering takes at most `duty` of the time: during a rush of
+            # registrations the requests get the CPU first, and their mail follows.
+            pause = self._rendering * (1 / duty - 1) if 0 < duty < 1 else 0.0
             if handled < self.batch_size:
+                pause = max(pause, self.settings.outbox_poll_seconds)
+            if pause > 0:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), self.settings.outbox_poll_seconds)
+                    await asyncio.wait_for(self._stopping.wait(), pause)
 
     def _due(self, now: datetime) -> ColumnElement[bool]:
         return or_(
@@ -276,13 +414,45 @@ class OutboxWorker:
                 row.attempts += 1
                 session.add(row)
                 assert row.id is not None
-                claimed.append(_Claimed(row.id, row.kind, row.recipient, row.message, row.attempts))
+                claimed.append(
+                    _Claimed(
+                        row.id,
+                        row.kind,
+                        row.recipient,
+                        row.message,
+                        row.payload,
+                        row.message_id,
+                        row.attempts,
+                    )
+                )
             return claimed
 
-    async def _deliver(self, row: _Claimed) -> None:
-        raw = _with_date(row.message)
+    def _render_all(self, rows: list[_Claimed]) -> list[tuple[_Claimed, bytes | _Outcome]]:
+        return [(row, row.message if row.message is not None else self._render(row)) for row in rows]
+
+    def _render(self, row: _Claimed) -> bytes | _Outcome:
+        """The payload row's message, ready to send; or why it cannot be sent (yet)."""
+        renderer = self.renderers.get(row.kind)
+        if renderer is None or row.payload is None:
+            # Perhaps a newer process knows this kind (a rolling upgrade): leave it to the retries.
+            return self._retry(row, f"this worker has no renderer for {row.kind!r} messages")
+        try:
+            message = renderer(row.payload)
+            _check_one_recipient(message, row.recipient)
+            del message["Message-ID"]
+            message["Message-ID"] = row.message_id or make_msgid(domain=_domain(str(message["From"])))
+            return message.as_bytes(policy=policy.SMTP)
+        except Exception as exc:
+            # The same payload would fail the same way again: a bug or bad data, for a person to see.
+            log.exception("outbox message %s could not be rendered", row.id)
+            return _Outcome(OutboxStatus.failed, f"could not render the message: {type(exc).__name__}: {exc}")
+
+    async def _deliver(self, row: _Claimed, rendered: bytes | _Outcome) -> _Result:
+        if isinstance(rendered, _Outcome):
+            return _Result(row, rendered)
+        raw = _with_date(rendered)
         outcome = await (self._smtp(row, raw) if self.settings.smtp_host else self._file(row, raw))
-        await anyio.to_thread.run_sync(self._record, row, outcome)
+        return _Result(row, outcome, rendered if row.message is None else None)
 
     async def _smtp(self, row: _Claimed, raw: bytes) -> _Outcome:
         settings = self.settings
@@ -333,31 +503,45 @@ class OutboxWorker:
         log.info("outbox message %s will be retried: %s", row.id, error)
         return _Outcome(OutboxStatus.retrying, error)
 
-    def _record(self, row: _Claimed, outcome: _Outcome) -> None:
+    def _record(self, results: list[_Result]) -> None:
         now = utcnow()
-        values: dict[str, object] = {"status": outcome.status, "locked_until": None}
-        if outcome.status is OutboxStatus.sent:
-            values.update(sent_at=now, last_error=None)
-        else:
-            values["last_error"] = (outcome.error or "")[:2000]
-        if outcome.status is OutboxStatus.retrying:
-            values["next_attempt_at"] = now + timedelta(seconds=self._backoff(row.attempts))
         with self.db.write() as session:
-            session.exec(
-                update(OutboxMessage)
-                .where(
-                    col(OutboxMessage.id) == row.id,
-                    col(OutboxMessage.status) == OutboxStatus.sending,
-                    col(OutboxMessage.attempts) == row.attempts,
+            for result in results:
+                row, outcome = result.row, result.outcome
+                values: dict[str, object] = {"status": outcome.status, "locked_until": None}
+                if result.rendered is not None:
+                    values["message"] = result.rendered
+                if outcome.status is OutboxStatus.sent:
+                    values.update(sent_at=now, last_error=None)
+                else:
+                    values["last_error"] = (outcome.error or "")[:2000]
+                if outcome.status is OutboxStatus.retrying:
+                    values["next_attempt_at"] = now + timedelta(seconds=self._backoff(row.attempts))
+                # Only while the row is still this worker's claim (a lease that ran out may have
+                # handed it to another worker since).
+                session.exec(
+                    update(OutboxMessage)
+                    .where(
+                        col(OutboxMessage.id) == row.id,
+                        col(OutboxMessage.status) == OutboxStatus.sending,
+                        col(OutboxMessage.attempts) == row.attempts,
+                    )
+                    .values(**values)
+                    .execution_options(synchronize_session=False)
                 )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
 
     def _backoff(self, attempts: int) -> float:
         delay = min(self.settings.outbox_retry_seconds * 2.0 ** (attempts - 1), MAX_BACKOFF_SECONDS)
         # Jitter, so rows that failed together (SMTP down) do not all come back in the same second.
         return delay * random.uniform(0.8, 1.2)
+
+
+def _check_one_recipient(message: EmailMessage, recipient: str) -> None:
+    """The envelope recipient is the only address in the headers (DESIGN.md: no one else's, ever)."""
+    headers = message.get_all("To") or []
+    addresses = [a.addr_spec for header in headers for a in getattr(header, "addresses", ())]
+    if addresses != [recipient] or message.get("Cc") or message.get("Bcc"):
+        raise ValueError(f"the rendered message is addressed to {addresses}, not only to {recipient}")
 
 
 def _with_date(raw: bytes) -> bytes:
@@ -369,6 +553,7 @@ def _with_date(raw: bytes) -> bytes:
     return f"Date: {formatdate(usegmt=True)}\r\n".encode("ascii") + raw
 
 
+@lru_cache(maxsize=64)
 def _domain(from_header: str) -> str:
     address = parseaddr(from_header)[1]
     return address.rpartition("@")[2] or "localhost"

@@ -21,9 +21,28 @@ from sqlmodel import col, select
 
 from app import create_app
 from booking.invites import InviteEvent, build_invite, discreet_summary
-from booking.messages import MessageContext, MessageKind, build_message
+from booking.messages import (
+    RENDERERS,
+    InviteSpec,
+    MessageContext,
+    MessageKind,
+    build_message,
+    mail_payload,
+    subject_line,
+)
 from core.db import Database
-from core.mail import OutboxMessage, OutboxStatus, OutboxWorker, cancel_pending, enqueue, resend
+from core.mail import (
+    OutboxMessage,
+    OutboxStatus,
+    OutboxWorker,
+    PayloadMail,
+    Renderer,
+    cancel_pending,
+    enqueue,
+    enqueue_payload,
+    enqueue_payloads,
+    resend,
+)
 from core.settings import Settings
 from tests.booking.test_invites import parse_everywhere, same_everywhere
 from tests.booking.test_messages import calendar_parts, tree
@@ -33,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 START = datetime(2026, 7, 14, 22, 0, tzinfo=UTC)
 
 
-def _message(n: int = 0) -> EmailMessage:
-    ctx = MessageContext(
+def _context(n: int = 0) -> MessageContext:
+    return MessageContext(
         kind=MessageKind.confirmed,
         recipient_email=f"attendee{n}@example.com",
         recipient_name=f"Attendee {n}, Jr.; Zoë 😀",
@@ -48,6 +67,10 @@ def _message(n: int = 0) -> EmailMessage:
         network_name="Test Clinic Network",
         mail_from="webinars@orthodex.example",
     )
+
+
+def _message(n: int = 0) -> EmailMessage:
+    ctx = _context(n)
     event = InviteEvent(
         uid=f"registration-{n}@orthodex.example",
         sequence=0,
@@ -77,6 +100,26 @@ def _queue(db: Database, count: int = 1, **kwargs: Any) -> list[int]:
         ]
         session.flush()
         return [cast(int, row.id) for row in rows]
+
+
+def _queue_payloads(db: Database, count: int = 1, **kwargs: Any) -> list[int]:
+    """Rows as booking writes them (one INSERT): what to send, rendered by booking's renderer."""
+    mails = [
+        PayloadMail(
+            kind="confirmed",
+            recipient=f"attendee{n}@example.com",
+            subject=subject_line(MessageKind.confirmed, START, "America/New_York"),
+            payload=mail_payload(
+                _context(n), InviteSpec(f"registration-{n}@orthodex.example", 0, "REQUEST", START)
+            ),
+            registration_id=n,
+            **kwargs,
+        )
+        for n in range(count)
+    ]
+    with db.write() as session:
+        enqueue_payloads(session, mails, sender="Test Clinic Network <webinars@orthodex.example>")
+    return [cast(int, row.id) for row in _rows(db)]
 
 
 def _rows(db: Database) -> list[OutboxMessage]:
@@ -130,7 +173,9 @@ async def test_invite_mail_arrives_through_smtp(
     assert (row.id, row.status, row.attempts, row.last_error) == (row_id, OutboxStatus.sent, 1, None)
     assert row.sent_at is not None
     assert row.locked_until is None
-    assert str(message["Message-ID"]) in row.message.decode()
+    assert row.message is not None
+    assert str(message["Message-ID"]) == row.message_id
+    assert row.message_id in row.message.decode()
     assert await worker.run_once() == 0
     assert len(smtp_server.messages) == 1
 
@@ -145,6 +190,14 @@ async def test_mail_is_written_only_if_its_transaction_commits(
 
     with pytest.raises(RuntimeError, match="after its mail was queued"):
         register_then_fail()
+
+    def write_payload_then_fail() -> None:
+        with db.write() as session:
+            enqueue_payload(session, kind="confirmed", recipient="a@example.com", subject="S", payload={})
+            raise RuntimeError("the change failed after its payload row was written")
+
+    with pytest.raises(RuntimeError, match="payload row"):
+        write_payload_then_fail()
     assert _rows(db) == []
     assert await OutboxWorker(db, _smtp(settings, smtp_server.port)).run_once() == 0
     assert smtp_server.messages == []
@@ -309,8 +362,131 @@ async def test_without_smtp_host_mail_is_written_as_eml_files(settings: Settings
     assert [r.status for r in _rows(db)] == [OutboxStatus.sent] * 2
 
 
+# --- rows that hold what to send (enqueue_payload) ---------------------------------------------
+
+
+class CountingRenderer:
+    """Booking's own renderer, counting how often the worker calls it."""
+
+    def __init__(self, render: Renderer = RENDERERS["confirmed"]) -> None:
+        self.render = render
+        self.calls = 0
+
+    def __call__(self, payload: dict[str, Any]) -> EmailMessage:
+        self.calls += 1
+        return self.render(payload)
+
+
+async def test_a_payload_row_is_rendered_once_at_send_time_and_resent_unchanged(
+    settings: Settings, db: Database, smtp_server: MailServer
+) -> None:
+    [row_id] = _queue_payloads(db)
+    [row] = _rows(db)
+    assert (row.status, row.message, row.recipient) == (OutboxStatus.queued, None, "attendee0@example.com")
+    assert row.payload is not None
+    assert row.message_id is not None
+    assert row.message_id.endswith("@orthodex.example>")
+    # The admin's list shows a subject without anything being rendered.
+    assert row.subject.startswith("Your webinar seat is confirmed")
+    renderer = CountingRenderer()
+    worker = OutboxWorker(
+        db, _smtp(settings, smtp_server.port, outbox_retry_seconds=0.01), renderers={"confirmed": renderer}
+    )
+    smtp_server.answer(451, "4.3.0 Try again later", at="DATA")
+    assert await worker.run_once() == 1
+    [row] = _rows(db)
+    assert row.status == OutboxStatus.retrying
+    assert row.message is not None, "the rendering is kept for the retry"
+    smtp_server.accept()
+    await asyncio.sleep(0.05)
+    assert await _drain(worker) == 1
+    [received] = await smtp_server.wait_for(1)
+    message = received.message
+    assert str(message["Message-ID"]) == row.message_id
+    assert message["Subject"] == row.subject
+    assert message["Date"] is not None
+    assert tree(message) == (
+        "multipart/mixed",
+        [("multipart/alternative", ["text/plain", "text/html", "text/calendar"]), "application/ics"],
+    )
+    inline, _ = calendar_parts(message)
+    invite = inline.get_payload(decode=True)
+    assert isinstance(invite, bytes)
+    calendar = same_everywhere(parse_everywhere(invite))
+    assert inline.get_param("method") == calendar["method"] == "REQUEST"
+    [event] = calendar["events"]
+    assert (event["uid"], event["start"]) == ("registration-0@orthodex.example", "2026-07-14T22:00:00Z")
+    assert [a["address"] for a in event["attendees"]] == ["mailto:attendee0@example.com"]
+    # An admin's "send again" sends that same message, not a new rendering.
+    with db.write() as session:
+        resend(session, row_id)
+    assert await worker.run_once() == 1
+    first, second = await smtp_server.wait_for(2)
+    assert second.message["Message-ID"] == first.message["Message-ID"]
+    assert second.raw.split(b"\r\n\r\n", 1)[1] == first.raw.split(b"\r\n\r\n", 1)[1], "the same body"
+    assert renderer.calls == 1
+
+
+async def test_a_worker_without_the_kinds_renderer_leaves_the_row_to_one_that_has_it(
+    settings: Settings, db: Database, smtp_server: MailServer
+) -> None:
+    _queue_payloads(db)
+    mail_settings = _smtp(settings, smtp_server.port, outbox_retry_seconds=0.01)
+    assert await OutboxWorker(db, mail_settings).run_once() == 1
+    [row] = _rows(db)
+    assert row.status == OutboxStatus.retrying
+    assert row.last_error is not None
+    assert "no renderer for 'confirmed'" in row.last_error
+    await asyncio.sleep(0.05)
+    assert await OutboxWorker(db, mail_settings, renderers=RENDERERS).run_once() == 1
+    assert len(await smtp_server.wait_for(1)) == 1
+    assert [r.status for r in _rows(db)] == [OutboxStatus.sent]
+
+
+def _to_someone_else(payload: dict[str, Any]) -> EmailMessage:
+    message = RENDERERS["confirmed"](payload)
+    message.replace_header("To", "someone.else@example.com")
+    return message
+
+
+def _broken(payload: dict[str, Any]) -> EmailMessage:
+    raise KeyError("webinar_title")
+
+
+@pytest.mark.parametrize("render", [_broken, _to_someone_else])
+async def test_a_payload_that_cannot_be_rendered_right_fails_for_an_admin_to_see(
+    settings: Settings, db: Database, smtp_server: MailServer, render: Renderer
+) -> None:
+    _queue_payloads(db)
+    worker = OutboxWorker(db, _smtp(settings, smtp_server.port), renderers={"confirmed": render})
+    assert await worker.run_once() == 1
+    [row] = _rows(db)
+    assert (row.status, row.message) == (OutboxStatus.failed, None)
+    assert row.last_error is not None
+    assert row.last_error.startswith("could not render the message")
+    await asyncio.sleep(0.1)
+    assert smtp_server.messages == []
+
+
+def test_enqueue_payload_takes_one_address_and_an_aware_time(db: Database) -> None:
+    for recipient in ("a@example.com, b@example.com", "a@example.com\r\nBcc: b@example.com", "nobody"):
+        with pytest.raises(ValueError, match="one address"), db.write() as session:
+            enqueue_payload(session, kind="confirmed", recipient=recipient, subject="S", payload={})
+    with pytest.raises(ValueError, match="timezone-aware"), db.write() as session:
+        enqueue_payload(
+            session,
+            kind="reminder",
+            recipient="a@example.com",
+            subject="S",
+            payload={},
+            send_after=datetime(2026, 7, 14, 12, 0),
+        )
+    assert _rows(db) == []
+
+
 CRASHING_WORKER = """
 import asyncio, sys
+from booking.messages import RENDERERS
 from core.db import Database
 from core.mail import OutboxWorker
 from core.settings import Settings
@@ -318,14 +494,16 @@ from core.settings import Settings
 url, port = sys.argv[1], int(sys.argv[2])
 settings = Settings(database_url=url, smtp_host="127.0.0.1", smtp_port=port,
                     outbox_lease_seconds=3.0, smtp_timeout_seconds=600.0)
-asyncio.run(OutboxWorker(Database(url), settings).run_once())
+asyncio.run(OutboxWorker(Database(url), settings, renderers=RENDERERS).run_once())
 """
 
 
+@pytest.mark.parametrize("stored", ["message", "payload"])
 async def test_a_worker_killed_between_claim_and_send_loses_nothing(
-    settings: Settings, db: Database, smtp_server: MailServer
+    settings: Settings, db: Database, smtp_server: MailServer, stored: str
 ) -> None:
-    [row_id] = _queue(db)
+    [row_id] = _queue(db) if stored == "message" else _queue_payloads(db)
+    message_id = _rows(db)[0].message_id
     # The doomed worker's SMTP server accepts the connection and never answers: it claims the
     # row (committed as `sending`), then hangs before a byte of mail is sent, and is killed.
     blackhole = Blackhole()
@@ -355,7 +533,7 @@ async def test_a_worker_killed_between_claim_and_send_loses_nothing(
     [row] = _rows(db)
     assert (row.status, row.attempts) == (OutboxStatus.sending, 1)
     assert row.locked_until is not None
-    worker = OutboxWorker(db, _smtp(settings, smtp_server.port))
+    worker = OutboxWorker(db, _smtp(settings, smtp_server.port), renderers=RENDERERS)
     # While the dead worker's lease lasts, nobody else touches the row...
     assert row.locked_until > datetime.now(UTC) + timedelta(seconds=1)
     assert await worker.run_once() == 0
@@ -364,6 +542,10 @@ async def test_a_worker_killed_between_claim_and_send_loses_nothing(
     assert await worker.run_once() == 1
     [received] = await smtp_server.wait_for(1)
     assert received.rcpt_tos == ["attendee0@example.com"]
+    # The dead worker may have rendered it already: the one that sends it gives the same Message-ID.
+    assert message_id is not None
+    assert str(received.message["Message-ID"]) == message_id
+    assert calendar_parts(received.message)[0].get_param("method") == "REQUEST"
     [row] = _rows(db)
     assert (row.id, row.status, row.attempts) == (row_id, OutboxStatus.sent, 2)
     await asyncio.sleep(0.2)

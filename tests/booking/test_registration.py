@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -17,22 +16,29 @@ from sqlalchemy import text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from booking.messages import RENDERERS
 from booking.models import IdempotencyKey, Registration, WebinarSession
-from booking.reminders import queue_due_reminders
+from booking.schemas import manage_page_url
 from booking.service import (
+    _SEAT_BY_TOKEN,
     InvalidInput,
+    InviteFiles,
     RegistrationLimits,
+    Seat,
     SessionInput,
     SessionLocked,
     WebinarInput,
+    _invite_file,
+    _Organizer,
     add_session,
     cancel_session,
     change_capacity,
     create_webinar,
     list_attendees,
     move_session,
-    queue_owed_mail,
     registration_token,
+    token_digest,
+    update_webinar,
 )
 from core.db import Database
 from core.mail import OutboxMessage
@@ -82,9 +88,8 @@ async def register(client: Client, session_id: int, email: str, name: str = "Pat
     )
 
 
-def outbox(db: Database, settings: Settings, kind: str | None = None) -> list[OutboxMessage]:
-    """The outbox, once the e-mails registrations are owed have been written to it."""
-    queue_owed_mail(db, settings)
+def outbox(db: Database, kind: str | None = None) -> list[OutboxMessage]:
+    """The outbox as the changes left it (these tests run no worker)."""
     with db.session() as session:
         query = select(OutboxMessage).order_by(col(OutboxMessage.id))
         if kind is not None:
@@ -93,7 +98,11 @@ def outbox(db: Database, settings: Settings, kind: str | None = None) -> list[Ou
 
 
 def parsed(row: OutboxMessage) -> EmailMessage:
-    return message_from_bytes(row.message, policy=policy.default)
+    """The e-mail as the outbox worker sends it: rendered from the row's payload by the app's renderer."""
+    assert row.message is None, "a change writes what to send; the worker renders it"
+    assert row.payload is not None
+    rendered = RENDERERS[row.kind](row.payload)
+    return message_from_bytes(rendered.as_bytes(policy=policy.SMTP), policy=policy.default)
 
 
 def payload(part: Any) -> bytes:
@@ -159,12 +168,18 @@ async def test_a_free_seat_is_confirmed_with_private_links_and_the_join_url(
     assert row.token_hash == hashlib.sha256(token.encode()).hexdigest()
     assert token not in repr(row)
     assert seats(db, session_id) == (1, 2)
-    [mail] = outbox(db, settings)
+    # The confirmation, and the reminder due a day before the start, were committed with the seat.
+    mail, reminder = outbox(db)
     assert (mail.kind, mail.recipient, mail.registration_id) == ("confirmed", "ann.lee@example.org", row.id)
+    assert "confirmed" in mail.subject
+    assert parsed(mail)["Subject"] == mail.subject
     calendar = invite_of(mail)
     assert calendar is not None
     assert calendar["METHOD"] == "REQUEST"
     assert event_of(calendar)["UID"] == row.invite_uid
+    starts_at = seats_row(db, session_id).starts_at
+    assert (reminder.kind, reminder.recipient) == ("reminder", "ann.lee@example.org")
+    assert reminder.send_after == starts_at - timedelta(hours=settings.reminder_hours)
 
 
 async def test_a_full_session_puts_people_on_a_first_come_waitlist_without_the_join_url(
@@ -185,9 +200,9 @@ async def test_a_full_session_puts_people_on_a_first_come_waitlist_without_the_j
     no_invite = await client.get(f"/api/registrations/{bodies[2]['token']}/invite.ics")
     assert no_invite.status_code == 409
     assert "waitlist" in no_invite.json()["detail"]
-    mails = outbox(db, settings, "waitlisted")
+    mails = outbox(db, "waitlisted")
     assert [m.recipient for m in mails] == ["p2@example.org", "p3@example.org"]
-    assert all(invite_of(m) is None and JOIN not in m.message.decode() for m in mails)
+    assert all(invite_of(m) is None and JOIN not in parsed(m).as_string() for m in mails)
     assert "number 2 on the waitlist" in parsed(mails[1]).get_body(("plain",)).get_content()  # type: ignore[union-attr]
 
 
@@ -205,7 +220,7 @@ async def test_the_same_address_again_gets_its_registration_but_not_its_token(
     assert first.json()["token"] not in again.text
     assert len(registrations(db, session_id)) == 1
     assert seats(db, session_id) == (1, 2)
-    assert len(outbox(db, settings)) == 1
+    assert [m.kind for m in outbox(db)] == ["confirmed", "reminder"]
 
 
 async def test_an_idempotency_key_replays_the_first_answer(
@@ -219,13 +234,58 @@ async def test_an_idempotency_key_replays_the_first_answer(
     assert other.status_code == 422
     assert "Idempotency-Key" in other.json()["detail"]
     assert len(registrations(db, session_id)) == 1
-    assert len(outbox(db, settings)) == 1
+    assert [m.kind for m in outbox(db)] == ["confirmed", "reminder"]
     with db.session() as session:
         [stored] = session.exec(select(IdempotencyKey)).all()
     # The stored answer holds no token, link or join URL: a database reader cannot act as Ann.
     assert first.json()["token"] not in str(stored.body)
     assert JOIN not in str(stored.body)
     assert stored.key_hash != "k-1"
+
+
+async def test_invite_downloads_are_built_once_per_version_and_never_stale(
+    client: Client, app: Litestar, db: Database, settings: Settings
+) -> None:
+    slug = make_webinar(db)
+    sid = make_session(db, slug, capacity=5)
+    token = (await register(client, sid, "ann@example.org", "Ann Lee")).json()["token"]
+    url = f"/api/registrations/{token}/invite.ics"
+    files: InviteFiles = app.state.invite_files
+    first, again = await client.get(url), await client.get(url)
+    assert first.status_code == again.status_code == 200
+    assert first.headers["content-disposition"] == 'attachment; filename="invite.ics"'
+    assert first.headers["cache-control"] == "no-store"
+    assert again.content == first.content
+    assert len(files) == 1
+    # The title changes on the webinar alone (no registration or session row changes): a new file.
+    update_webinar(db, slug, WebinarInput(title="Knee pain: what PRP can and cannot do", regions=["knee"]))
+    renamed = await client.get(url)
+    assert "what PRP can and cannot do" in str(
+        event_of(icalendar.Calendar.from_ical(renamed.content))["DESCRIPTION"]
+    )
+    assert len(files) == 2
+    # The file read straight off the driver is the one SQLAlchemy's own reading would give.
+    with db.session() as session:
+        row = (
+            session.connection().execute(_SEAT_BY_TOKEN, {"token_hash": token_digest(token)}).mappings().one()
+        )
+    seat = Seat(**row)
+    assert renamed.content == _invite_file(
+        seat, manage_page_url(settings.base_url, token), _Organizer.of(settings)
+    )
+    assert seat.starts_at.utcoffset() == timedelta(0)
+
+
+async def test_the_invite_cache_is_bounded(client: Client, db: Database, settings: Settings) -> None:
+    sid = make_session(db, make_webinar(db), capacity=5)
+    tokens = [(await register(client, sid, f"p{i}@example.org")).json()["token"] for i in range(3)]
+    files = InviteFiles(db, settings, size=2)
+    built = [files.file_for(token) for token in tokens]
+    assert len(files) == 2
+    # The first was evicted; built again, it is the same file.
+    assert files.file_for(tokens[0]) == built[0]
+    assert len(files) == 2
+    assert len(set(built)) == 3
 
 
 async def test_unknown_or_altered_tokens_get_the_same_404(client: Client, session_id: int) -> None:
@@ -275,7 +335,7 @@ async def test_a_name_cannot_add_a_mail_header(
     assert response.status_code == 201
     # Line breaks in a name are only spaces: the name stays one line in every header it reaches.
     assert response.json()["name"] == "Ann Bcc: victim@example.org"
-    [mail] = outbox(db, settings)
+    [mail] = outbox(db, "confirmed")
     message = parsed(mail)
     assert message["Bcc"] is None
     assert message["To"].addresses[0].addr_spec == "ann@example.org"
@@ -344,8 +404,8 @@ async def test_cancelling_a_seat_promotes_the_first_waitlisted_person(
     assert (first["status"], first["join_url"], first["waitlist_position"]) == ("confirmed", JOIN, None)
     assert (second["status"], second["waitlist_position"]) == ("waitlisted", 1)
     assert seats(db, sid) == (1, 1)
-    [cancel_mail] = outbox(db, settings, "cancelled")
-    [promoted_mail] = outbox(db, settings, "promoted")
+    [cancel_mail] = outbox(db, "cancelled")
+    [promoted_mail] = outbox(db, "promoted")
     assert cancel_mail.recipient == "p0@example.org"
     assert promoted_mail.recipient == "p1@example.org"
     cancel_ics = invite_of(cancel_mail)
@@ -369,7 +429,7 @@ async def test_cancelling_a_seat_promotes_the_first_waitlisted_person(
     again = await client.delete(f"/api/registrations/{tokens[0]}")
     assert again.status_code == 200
     assert again.json()["status"] == "cancelled"
-    assert len(outbox(db, settings, "cancelled")) == 1
+    assert len(outbox(db, "cancelled")) == 1
     assert seats(db, sid) == (1, 1)
     # A place that frees with nobody waiting goes back to the pool.
     await client.delete(f"/api/registrations/{tokens[2]}")
@@ -389,9 +449,9 @@ async def test_cancelling_a_waitlisted_place_keeps_the_queue_order(
         (await client.get(f"/api/registrations/{t}")).json()["waitlist_position"] for t in tokens[2:]
     ]
     assert positions == [1, 2]
-    [mail] = outbox(db, settings, "cancelled")
+    [mail] = outbox(db, "cancelled")
     assert invite_of(mail) is None
-    assert outbox(db, settings, "promoted") == []
+    assert outbox(db, "promoted") == []
     await client.delete(f"/api/registrations/{tokens[0]}")
     assert (await client.get(f"/api/registrations/{tokens[2]}")).json()["status"] == "confirmed"
 
@@ -437,7 +497,7 @@ async def test_moving_a_session_raises_sequence_and_tells_everyone_affected(
     new_start = (datetime.now(UTC) + timedelta(days=20)).replace(microsecond=0)
     change = move_session(db, settings, sid, starts_at=new_start, duration_minutes=90)
     assert (change.changed, change.notified) == (True, 2)
-    moved = outbox(db, settings, "session_moved")
+    moved = outbox(db, "session_moved")
     assert [m.recipient for m in moved] == ["p0@example.org", "p1@example.org"]
     request = invite_of(moved[0])
     assert request is not None
@@ -448,7 +508,7 @@ async def test_moving_a_session_raises_sequence_and_tells_everyone_affected(
     assert event["DTEND"].dt == new_start + timedelta(minutes=90)
     # The waitlisted person hears of the new time, without an invite or the join link.
     assert invite_of(moved[1]) is None
-    assert JOIN not in moved[1].message.decode()
+    assert JOIN not in parsed(moved[1]).as_string()
     ics = icalendar.Calendar.from_ical(
         (await client.get(f"/api/registrations/{confirmed['token']}/invite.ics")).content
     )
@@ -460,7 +520,7 @@ async def test_moving_a_session_raises_sequence_and_tells_everyone_affected(
     # A new join link goes to seat holders only; the old one is gone everywhere.
     relink = move_session(db, settings, sid, join_url="https://meet.example/j/new-room")
     assert relink.notified == 1
-    [relinked] = outbox(db, settings, "session_moved")[2:]
+    [relinked] = outbox(db, "session_moved")[2:]
     assert relinked.recipient == "p0@example.org"
     relinked_ics = invite_of(relinked)
     assert relinked_ics is not None
@@ -473,7 +533,7 @@ async def test_moving_a_session_raises_sequence_and_tells_everyone_affected(
     # A display zone alone changes no calendar: nothing is sent, no SEQUENCE rises.
     rezone = move_session(db, settings, sid, timezone="America/Chicago")
     assert (rezone.changed, rezone.notified) == (True, 0)
-    assert len(outbox(db, settings, "session_moved")) == 3
+    assert len(outbox(db, "session_moved")) == 3
     unchanged = move_session(db, settings, sid, starts_at=new_start)
     assert (unchanged.changed, unchanged.notified) == (False, 0)
     with pytest.raises(InvalidInput) as bad:
@@ -488,7 +548,7 @@ async def test_cancelling_a_session_cancels_and_tells_every_registrant(
     tokens = [(await register(client, sid, f"p{i}@example.org")).json()["token"] for i in range(2)]
     change = cancel_session(db, settings, sid)
     assert (change.changed, change.notified) == (True, 2)
-    mails = outbox(db, settings, "session_cancelled")
+    mails = outbox(db, "session_cancelled")
     assert [m.recipient for m in mails] == ["p0@example.org", "p1@example.org"]
     cancel_ics = invite_of(mails[0])
     assert cancel_ics is not None
@@ -507,7 +567,7 @@ async def test_cancelling_a_session_cancels_and_tells_every_registrant(
     )
     assert ics["METHOD"] == "CANCEL"
     assert cancel_session(db, settings, sid).changed is False
-    assert len(outbox(db, settings, "session_cancelled")) == 2
+    assert len(outbox(db, "session_cancelled")) == 2
     with pytest.raises(SessionLocked):
         move_session(db, settings, sid, join_url="https://meet.example/j/other")
 
@@ -520,7 +580,7 @@ async def test_more_capacity_promotes_the_waitlist_in_order(
         await register(client, sid, f"p{i}@example.org")
     change = change_capacity(db, settings, sid, 3)
     assert change.notified == 2
-    assert [m.recipient for m in outbox(db, settings, "promoted")] == ["p1@example.org", "p2@example.org"]
+    assert [m.recipient for m in outbox(db, "promoted")] == ["p1@example.org", "p2@example.org"]
     assert seats(db, sid) == (3, 3)
     attendees = list_attendees(db, sid)
     assert [(a.email, a.status, a.waitlist_position) for a in attendees] == [
@@ -536,40 +596,55 @@ async def test_more_capacity_promotes_the_waitlist_in_order(
 # --- reminders -----------------------------------------------------------------------------------
 
 
-async def test_reminders_go_once_to_confirmed_attendees_and_again_after_a_move(
+async def test_reminders_are_queued_with_the_seat_and_follow_every_change(
     client: Client, db: Database, settings: Settings
 ) -> None:
-    sid = make_session(db, make_webinar(db), capacity=1, starts_in=timedelta(days=3))
-    for i in range(2):
-        await register(client, sid, f"p{i}@example.org")
+    slug = make_webinar(db)
+    sid = make_session(db, slug, capacity=1, starts_in=timedelta(days=3))
+    tokens = [(await register(client, sid, f"p{i}@example.org")).json()["token"] for i in range(2)]
     starts_at = seats_row(db, sid).starts_at
-    # Outside the window (default 24 h): nothing.
-    assert queue_due_reminders(db, settings, now=starts_at - timedelta(hours=30)) == 0
-    within = starts_at - timedelta(hours=20)
-    # Several workers at once: exactly one reminder per confirmed attendee.
-    counts: list[int] = []
-    threads = [
-        threading.Thread(target=lambda: counts.append(queue_due_reminders(db, settings, now=within)))
-        for _ in range(4)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert sum(counts) == 1
-    [reminder] = outbox(db, settings, "reminder")
-    assert reminder.recipient == "p0@example.org"
+    # One reminder, for the seat holder only, held back until a day (REMINDER_HOURS) before.
+    [reminder] = outbox(db, "reminder")
+    assert (reminder.recipient, reminder.status) == ("p0@example.org", "queued")
+    assert reminder.send_after == reminder.next_attempt_at == starts_at - timedelta(hours=24)
     assert JOIN in parsed(reminder).get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert queue_due_reminders(db, settings, now=within) == 0
-    # settings.reminder_hours decides the window.
-    assert (
-        queue_due_reminders(db, settings.with_(reminder_hours=48), now=starts_at - timedelta(hours=40)) == 0
-    )
+    calendar = invite_of(reminder)
+    assert calendar is not None
+    assert (calendar["METHOD"], event_of(calendar)["SEQUENCE"]) == ("REQUEST", 0)
+    # Its DTSTAMP is when it goes out, so it is newer than the confirmation it repeats.
+    assert event_of(calendar)["DTSTAMP"].dt == reminder.send_after.replace(microsecond=0)
 
+    # The session moves: the reminder for the old time is withdrawn, one for the new time queued.
     new_start = starts_at + timedelta(days=2)
     move_session(db, settings, sid, starts_at=new_start)
-    assert queue_due_reminders(db, settings, now=new_start - timedelta(hours=2)) == 1
-    assert len(outbox(db, settings, "reminder")) == 2
+    old, new = outbox(db, "reminder")
+    assert (old.status, new.status, new.recipient) == ("cancelled", "queued", "p0@example.org")
+    assert new.send_after == new_start - timedelta(hours=24)
+    calendar = invite_of(new)
+    assert calendar is not None
+    assert (event_of(calendar)["SEQUENCE"], event_of(calendar)["DTSTART"].dt) == (1, new_start)
+
+    # p0 cancels: their reminder goes with the seat; p1 moves up and gets a reminder of their own.
+    await client.delete(f"/api/registrations/{tokens[0]}")
+    assert [(r.recipient, r.status) for r in outbox(db, "reminder")] == [
+        ("p0@example.org", "cancelled"),
+        ("p0@example.org", "cancelled"),
+        ("p1@example.org", "queued"),
+    ]
+
+    # Inside the window the confirmation says all a reminder would: none is queued.
+    soon = make_session(db, slug, starts_in=timedelta(hours=20))
+    await register(client, soon, "p2@example.org")
+    assert [m.kind for m in outbox(db) if m.session_id == soon] == ["confirmed"]
+    # settings.reminder_hours decides the window.
+    later = make_session(db, slug, starts_in=timedelta(days=5))
+    await register(client, later, "p3@example.org")
+    move_session(db, settings.with_(reminder_hours=24 * 10), later, starts_at=new_start + timedelta(days=1))
+    assert [(m.kind, m.status) for m in outbox(db) if m.session_id == later] == [
+        ("confirmed", "cancelled"),
+        ("reminder", "cancelled"),
+        ("session_moved", "queued"),
+    ]
 
 
 def seats_row(db: Database, session_id: int) -> WebinarSession:
