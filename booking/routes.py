@@ -216,10 +216,10 @@ class WebinarController(Controller):
             ResponseHeader(name="Content-Disposition", value='attachment; filename="invite.ics"')
         ],
     )
-    def invite(self, token: FromPath[str], invite_files: NamedDependency[InviteFiles]) -> Response[bytes]:
+    def invite(self, token: FromPath[str], invite_files: NamedDependency[InviteFiles]) -> bytes:
         """The calendar invite: METHOD:REQUEST while the seat is held, METHOD:CANCEL once it is not."""
         try:
-            return Response(invite_files.file_for(token), media_type=ICS)
+            return invite_files.file_for(token)
         except BookingError as exc:
             raise http_error_for(exc) from exc
 

@@ -72,8 +72,9 @@ class DirectoryController(Controller):
     )
     async def search(
         self,
-        index: NamedDependency[SearchIndex],
-        disclaimer: NamedDependency[str],
+        # The state itself, not two dependencies: Litestar resolves sibling dependencies in an
+        # anyio task group, which costs this hot route more than the rest of its framework work.
+        state: State,
         condition: Annotated[
             str | None, QueryParameter(max_length=200, description="A condition slug or free text")
         ] = None,
@@ -108,7 +109,8 @@ class DirectoryController(Controller):
             per_page=per_page,
         )
         try:
-            return Response(search_providers_json(index, params, disclaimer), media_type=MediaType.JSON)
+            body = search_providers_json(provide_index(state), params, provide_disclaimer(state))
+            return Response(body, media_type=MediaType.JSON)
         except UnknownZip as exc:
             raise ValidationException(
                 str(exc), extra=[{"key": "near", "source": "query", "message": str(exc)}]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import NamedTuple
 
 import msgspec
 
-from directory.geo import haversine_mi
-from directory.search import LocationDoc, ProviderDoc, SearchHit
+from directory.search import LocationDoc, ProviderDoc, SearchHit, distance_mi, unit_vector
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG, REGIONS, conditions_in
 
 DISCLAIMER = (
@@ -124,29 +124,33 @@ def regions_out() -> list[RegionOut]:
     ]
 
 
-def location_distances(hit: SearchHit, origin: tuple[float, float] | None) -> list[tuple[float | None, int]]:
-    """(distance from the search's ZIP or None, index into the locations), nearest first."""
-    locations = hit.doc.locations
-    if origin is None or hit.distance_mi is None:
+Vector = tuple[float, float, float]
+
+
+def location_distances(
+    locations: Sequence[Vector], nearest: float | None, origin: Vector | None
+) -> list[tuple[float | None, int]]:
+    """(miles from the search's ZIP or None, index into the locations), nearest first.
+
+    `locations` are unit vectors and `nearest` is the index's distance to the closest of them.
+    """
+    if origin is None or nearest is None:
         return [(None, i) for i in range(len(locations))]
     if len(locations) == 1:
         # The index already measured the one location.
-        return [(round(hit.distance_mi, 2), 0)]
-    measured = [(round(haversine_mi(*origin, loc.lat, loc.lon), 2), i) for i, loc in enumerate(locations)]
-    measured.sort()
-    return [(distance, i) for distance, i in measured]
+        return [(round(nearest, 2), 0)]
+    return sorted((round(distance_mi(origin, xyz), 2), i) for i, xyz in enumerate(locations))
 
 
-def provider_item(
-    hit: SearchHit, disclaimer: str, matched: list[str], origin: tuple[float, float] | None
-) -> ProviderItem:
+def provider_item(hit: SearchHit, disclaimer: str, matched: list[str], origin: Vector | None) -> ProviderItem:
     """A search hit as a Struct (for pages), with this search's distances and reasons."""
     all_locations = hit.doc.locations
+    vectors = [unit_vector(loc.lat, loc.lon) for loc in all_locations]
     locations = [
         all_locations[i]
         if distance is None
         else msgspec.structs.replace(all_locations[i], distance_mi=distance)
-        for distance, i in location_distances(hit, origin)
+        for distance, i in location_distances(vectors, hit.distance_mi, origin)
     ]
     distance = None if hit.distance_mi is None else round(hit.distance_mi, 2)
     return msgspec.structs.replace(
@@ -169,27 +173,31 @@ class EncodedItem(NamedTuple):
     head: bytes
     # Each location's JSON up to its distance value: b'{...,"distance_mi":'.
     location_heads: tuple[bytes, ...]
+    # Each location as a unit vector, to measure from a search's ZIP without touching the document.
+    location_vectors: tuple[Vector, ...]
 
 
 def encode_item(doc: ProviderDoc, disclaimer: str) -> EncodedItem:
     body = _ENCODER.encode(base_item(doc, disclaimer))
     head = body[: body.index(_LOCATIONS_KEY)]
     location_heads = tuple(_ENCODER.encode(loc)[: -len(b"null}")] for loc in doc.locations)
-    return EncodedItem(head, location_heads)
+    return EncodedItem(head, location_heads, tuple(unit_vector(loc.lat, loc.lon) for loc in doc.locations))
 
 
 def item_json(
-    encoded: EncodedItem, hit: SearchHit, matched: list[str], origin: tuple[float, float] | None
+    encoded: EncodedItem, nearest: float | None, matched: list[str], origin: Vector | None
 ) -> msgspec.Raw:
     """The same JSON `provider_item` would encode to, from the pre-encoded parts."""
-    distance = None if hit.distance_mi is None else round(hit.distance_mi, 2)
+    distance = None if nearest is None else round(nearest, 2)
     encoded_distance = _ENCODER.encode(distance)
     if len(encoded.location_heads) == 1:
         # Most providers have one clinic, and the index already measured it.
         locations = encoded.location_heads[0] + encoded_distance + b"}"
     else:
+        heads = encoded.location_heads
         locations = b",".join(
-            encoded.location_heads[i] + _ENCODER.encode(d) + b"}" for d, i in location_distances(hit, origin)
+            heads[i] + _ENCODER.encode(d) + b"}"
+            for d, i in location_distances(encoded.location_vectors, nearest, origin)
         )
     return msgspec.Raw(
         b"".join(

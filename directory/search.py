@@ -24,15 +24,26 @@ from directory.geo import EARTH_RADIUS_MI
 from directory.taxonomy import CONDITIONS, REGION_BY_SLUG, REGIONS
 
 CELL_DEG = 1.0
-CONDITION_COLUMN = {c.slug: i for i, c in enumerate(CONDITIONS)}
-REGION_COLUMN = {r.slug: i for i, r in enumerate(REGIONS)}
 CONDITION_REGIONS = {c.slug: c.regions for c in CONDITIONS}
 CONDITION_SLUGS = [c.slug for c in CONDITIONS]
 REGION_SLUGS = [r.slug for r in REGIONS]
 
+# What search filters and counts on, packed into one 64-bit word per provider: a bit per
+# condition, then a bit per region, then accepting and telehealth. Eight bytes instead of ~200
+# per provider is what keeps a search's reads in cache at 100,000 providers.
+CONDITION_BIT = {slug: 1 << i for i, slug in enumerate(CONDITION_SLUGS)}
+REGION_SHIFT = len(CONDITION_SLUGS)
+REGION_BIT = {slug: 1 << (REGION_SHIFT + i) for i, slug in enumerate(REGION_SLUGS)}
+ACCEPTING_BIT = 1 << (REGION_SHIFT + len(REGION_SLUGS))
+TELEHEALTH_BIT = ACCEPTING_BIT << 1
+# Bytes of a flag word that hold condition and region bits (the facets).
+FACET_BYTES = math.ceil((REGION_SHIFT + len(REGION_SLUGS)) / 8)
+assert TELEHEALTH_BIT < 1 << 64, "the taxonomy outgrew one 64-bit word per provider"
+
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+FlagArray = npt.NDArray[np.uint64]
 
 
 class LocationDoc(msgspec.Struct, frozen=True, kw_only=True):
@@ -96,8 +107,12 @@ class SearchHit:
 
 @dataclass(slots=True)
 class SearchResult:
+    """One page of matches as index positions (nearest or alphabetical first), with the facets."""
+
     total: int
-    hits: list[SearchHit]
+    positions: list[int] = field(default_factory=list)
+    # Miles to each position's nearest location; None without `near`.
+    distances: list[float | None] = field(default_factory=list)
     region_counts: dict[str, int] = field(default_factory=dict)
     condition_counts: dict[str, int] = field(default_factory=dict)
 
@@ -108,9 +123,36 @@ def _grow(array: npt.NDArray[np.generic], capacity: int) -> npt.NDArray[np.gener
     return grown
 
 
-def _unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
+def unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
     phi, lam = math.radians(lat), math.radians(lon)
     return (math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi))
+
+
+def distance_mi(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    """Great-circle miles between two unit vectors; the index measures every distance this way."""
+    return EARTH_RADIUS_MI * math.acos(min(1.0, a[0] * b[0] + a[1] * b[1] + a[2] * b[2]))
+
+
+def _flags(doc: ProviderDoc) -> int:
+    flags = 0
+    for slug in doc.conditions:
+        flags |= CONDITION_BIT.get(slug, 0)
+    for slug in doc.regions:
+        flags |= REGION_BIT.get(slug, 0)
+    if doc.accepting_new_patients:
+        flags |= ACCEPTING_BIT
+    if doc.telehealth:
+        flags |= TELEHEALTH_BIT
+    return flags
+
+
+def _facet_counts(flags: FlagArray, masks: list[BoolArray]) -> list[list[int]]:
+    """For each mask, how many of the masked words have each condition and region bit set."""
+    # Little-endian bytes, bits unpacked least significant first: column k is bit k.
+    octets = np.ascontiguousarray(flags, dtype="<u8").view(np.uint8).reshape(-1, 8)[:, :FACET_BYTES]
+    bits = np.unpackbits(octets, axis=1, bitorder="little").astype(np.float32)
+    counts: list[list[int]] = (np.stack(masks).astype(np.float32) @ bits).astype(np.int64).tolist()
+    return counts
 
 
 def _row_key(row: int, column: int) -> int:
@@ -142,7 +184,9 @@ class SearchIndex:
     Locations live in two stores. The main store is sorted by one-degree cell, so the cells of a
     latitude row that a radius touches are one contiguous slice (no gather). Locations added since
     the last compaction sit in a small unsorted delta store that every near query scans whole;
-    when it grows past a share of the main store, both are merged and sorted again.
+    when it grows past a share of the main store, both are merged and sorted again. Each location
+    carries a copy of its provider's flag word, so a near query filters and counts facets from the
+    slices it already reads instead of gathering rows scattered over the whole directory.
     """
 
     def __init__(
@@ -159,11 +203,7 @@ class SearchIndex:
         self.by_slug: dict[str, int] = {}
         cap = 1024
         self.listed: BoolArray = np.zeros(cap, dtype=bool)
-        self.accepting: BoolArray = np.zeros(cap, dtype=bool)
-        self.telehealth: BoolArray = np.zeros(cap, dtype=bool)
-        # 0/1 as float32: a facet count is then one BLAS matrix-vector product.
-        self.condition_matrix: npt.NDArray[np.float32] = np.zeros((cap, len(CONDITIONS)), np.float32)
-        self.region_matrix: npt.NDArray[np.float32] = np.zeros((cap, len(REGIONS)), np.float32)
+        self.flags: FlagArray = np.zeros(cap, dtype=np.uint64)
         self.language: dict[str, BoolArray] = {}
         self.provider_ids: IntArray = np.zeros(cap, dtype=np.int64)
         # Scratch space for per-provider minimum distances; always all +inf between queries.
@@ -172,17 +212,18 @@ class SearchIndex:
         # Main location store, sorted by cell key; ids 0..len-1.
         self.main_xyz: FloatArray = np.zeros((0, 3))
         self.main_provider: IntArray = np.zeros(0, dtype=np.int64)
+        self.main_flags: FlagArray = np.zeros(0, dtype=np.uint64)
         self.main_alive: BoolArray = np.zeros(0, dtype=bool)
         self.main_key: IntArray = np.zeros(0, dtype=np.int64)
         # Delta store, unsorted; ids len(main)..; Python lists until the next query needs arrays.
-        self._delta: list[tuple[tuple[float, float, float], int, int]] = []
+        self._delta: list[tuple[tuple[float, float, float], int, int, int]] = []
         self._delta_alive: list[bool] = []
-        self._delta_arrays: tuple[FloatArray, IntArray, BoolArray] | None = None
+        self._delta_arrays: tuple[FloatArray, IntArray, FlagArray, BoolArray] | None = None
         self.provider_locs: dict[int, list[int]] = {}
         self._name_order: IntArray | None = None
-        # What callers derive from a document (its API item): made by `derive` when a document
-        # arrives, so a search only copies it; dropped when the document changes.
-        self.derived: dict[int, Any] = {}
+        # What callers derive from a document (its API item), by position: made by `derive` when a
+        # document arrives, so a search only copies it; None while the position is not listed.
+        self.derived: list[Any] = []
         self.apply(docs)
         self.compact()
 
@@ -209,13 +250,13 @@ class SearchIndex:
             self._ensure_capacity(pos + 1)
             self.docs.append(doc)
             self.lower_names.append("")
+            self.derived.append(None)
             self.position[doc.id] = pos
         else:
             old = self.docs[pos]
             if old is not None:
                 self.by_slug.pop(old.slug, None)
             self._clear_row(pos)
-            self.derived.pop(pos, None)
         self.provider_ids[pos] = doc.id
         if not doc.listed:
             self.docs[pos] = None
@@ -227,14 +268,8 @@ class SearchIndex:
             self.derived[pos] = self._derive(doc)
         self.by_slug[doc.slug] = pos
         self.listed[pos] = True
-        self.accepting[pos] = doc.accepting_new_patients
-        self.telehealth[pos] = doc.telehealth
-        for slug in doc.conditions:
-            if slug in CONDITION_COLUMN:
-                self.condition_matrix[pos, CONDITION_COLUMN[slug]] = 1
-        for slug in doc.regions:
-            if slug in REGION_COLUMN:
-                self.region_matrix[pos, REGION_COLUMN[slug]] = 1
+        flags = _flags(doc)
+        self.flags[pos] = flags
         for language in doc.languages:
             key = language.strip().lower()
             if key not in self.language:
@@ -244,16 +279,21 @@ class SearchIndex:
         for location in doc.locations:
             ids.append(len(self.main_key) + len(self._delta))
             self._delta.append(
-                (_unit_vector(location.lat, location.lon), pos, _cell_key(location.lat, location.lon))
+                (
+                    unit_vector(location.lat, location.lon),
+                    pos,
+                    _cell_key(location.lat, location.lon),
+                    flags,
+                )
             )
             self._delta_alive.append(True)
         self._delta_arrays = None
         self.provider_locs[pos] = ids
 
     def _clear_row(self, pos: int) -> None:
-        self.listed[pos] = self.accepting[pos] = self.telehealth[pos] = False
-        self.condition_matrix[pos] = 0
-        self.region_matrix[pos] = 0
+        self.listed[pos] = False
+        self.flags[pos] = 0
+        self.derived[pos] = None
         for column in self.language.values():
             column[pos] = False
         main_size = len(self.main_key)
@@ -273,9 +313,10 @@ class SearchIndex:
             [self.main_provider[alive], np.array([d[1] for d in delta], dtype=np.int64)]
         )
         key = np.concatenate([self.main_key[alive], np.array([d[2] for d in delta], dtype=np.int64)])
+        flags = np.concatenate([self.main_flags[alive], np.array([d[3] for d in delta], dtype=np.uint64)])
         order = np.argsort(key, kind="stable")
         self.main_xyz = np.ascontiguousarray(xyz[order])
-        self.main_provider, self.main_key = provider[order], key[order]
+        self.main_provider, self.main_key, self.main_flags = provider[order], key[order], flags[order]
         self.main_alive = np.ones(len(order), dtype=bool)
         self._delta, self._delta_alive, self._delta_arrays = [], [], None
         self.provider_locs = {}
@@ -287,10 +328,7 @@ class SearchIndex:
             return
         cap = max(needed, 2 * len(self.listed))
         self.listed = _grow(self.listed, cap)  # type: ignore[assignment]
-        self.accepting = _grow(self.accepting, cap)  # type: ignore[assignment]
-        self.telehealth = _grow(self.telehealth, cap)  # type: ignore[assignment]
-        self.condition_matrix = _grow(self.condition_matrix, cap)  # type: ignore[assignment]
-        self.region_matrix = _grow(self.region_matrix, cap)  # type: ignore[assignment]
+        self.flags = _grow(self.flags, cap)  # type: ignore[assignment]
         self.provider_ids = _grow(self.provider_ids, cap)  # type: ignore[assignment]
         self.language = {k: _grow(v, cap) for k, v in self.language.items()}  # type: ignore[misc]
         self._best = np.full(cap, np.inf)
@@ -305,23 +343,24 @@ class SearchIndex:
     def known_languages(self) -> list[str]:
         return sorted(k for k, column in self.language.items() if column.any())
 
-    def _delta_store(self) -> tuple[FloatArray, IntArray, BoolArray]:
+    def _delta_store(self) -> tuple[FloatArray, IntArray, FlagArray, BoolArray]:
         if self._delta_arrays is None:
             self._delta_arrays = (
                 np.array([d[0] for d in self._delta]).reshape(-1, 3),
                 np.array([d[1] for d in self._delta], dtype=np.int64),
+                np.array([d[3] for d in self._delta], dtype=np.uint64),
                 np.array(self._delta_alive, dtype=bool),
             )
         return self._delta_arrays
 
-    def _within(self, lat: float, lon: float, radius_mi: float) -> tuple[IntArray, FloatArray]:
-        """Providers with a location within the radius, and each one's nearest distance."""
+    def _within(self, lat: float, lon: float, radius_mi: float) -> tuple[IntArray, FloatArray, FlagArray]:
+        """Providers with a location within the radius, each one's nearest distance and flags."""
         dlat = math.degrees(radius_mi / EARTH_RADIUS_MI)
         coslat = max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
         dlon = min(180.0, dlat / coslat)
-        origin = np.array(_unit_vector(lat, lon))
+        origin = np.array(unit_vector(lat, lon))
         min_cos = math.cos(radius_mi / EARTH_RADIUS_MI)
-        cosine_parts, provider_parts = [], []
+        cosine_parts, provider_parts, flag_parts = [], [], []
         spans = [
             (_row_key(row, lo), _row_key(row, hi))
             for row in range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1)
@@ -336,14 +375,16 @@ class SearchIndex:
                 keep = (cosines >= min_cos) & self.main_alive[start:stop]
                 cosine_parts.append(cosines[keep])
                 provider_parts.append(self.main_provider[start:stop][keep])
+                flag_parts.append(self.main_flags[start:stop][keep])
         if self._delta:
-            xyz, provider, alive = self._delta_store()
+            xyz, provider, flags, alive = self._delta_store()
             cosines = xyz @ origin
             keep = (cosines >= min_cos) & alive
             cosine_parts.append(cosines[keep])
             provider_parts.append(provider[keep])
+            flag_parts.append(flags[keep])
         if not cosine_parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0)
+            return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.uint64)
         cosines = np.concatenate(cosine_parts)
         providers = np.concatenate(provider_parts)
         distance = EARTH_RADIUS_MI * np.arccos(np.minimum(cosines, 1.0))
@@ -351,25 +392,31 @@ class SearchIndex:
         # entry per provider (the last write of each wins in `_mark`).
         best, mark = self._best, self._mark
         np.minimum.at(best, providers, distance)
-        mark[providers] = np.arange(len(providers))
-        unique = providers[mark[providers] == np.arange(len(providers))]
+        entries = np.arange(len(providers))
+        mark[providers] = entries
+        first = mark[providers] == entries
+        unique = providers[first]
         nearest = best[unique]
         best[providers] = np.inf
-        return unique, nearest
+        return unique, nearest, np.concatenate(flag_parts)[first]
 
     def search(self, query: SearchQuery) -> SearchResult:
         n = len(self.docs)
         distance: FloatArray | None = None
         # Both sources hold listed providers only (an unlisted one's locations are dead).
         if query.near is not None:
-            positions, distance = self._within(*query.near, query.radius_mi)
+            positions, distance, flags = self._within(*query.near, query.radius_mi)
         else:
             positions = np.flatnonzero(self.listed[:n])
-        base = np.ones(len(positions), dtype=bool)
+            flags = self.flags[positions]
+        want_set = want_value = 0
         if query.accepting is not None:
-            base &= self.accepting[positions] == query.accepting
+            want_set |= ACCEPTING_BIT
+            want_value |= ACCEPTING_BIT if query.accepting else 0
         if query.telehealth is not None:
-            base &= self.telehealth[positions] == query.telehealth
+            want_set |= TELEHEALTH_BIT
+            want_value |= TELEHEALTH_BIT if query.telehealth else 0
+        base = (flags & want_set) == want_value
         if query.language:
             column = self.language.get(query.language.strip().lower())
             base &= column[positions] if column is not None else False
@@ -377,22 +424,18 @@ class SearchIndex:
             needle = query.text.strip().lower()
             names = self.lower_names
             base &= np.fromiter((needle in names[p] for p in positions), dtype=bool, count=len(positions))
-        # np.take copies rows several times faster than fancy indexing.
-        condition_rows = np.take(self.condition_matrix, positions, axis=0)
-        region_rows = np.take(self.region_matrix, positions, axis=0)
         condition_mask = base
         if query.conditions:
-            columns = [CONDITION_COLUMN[s] for s in query.conditions if s in CONDITION_COLUMN]
-            chosen = (
-                condition_rows[:, columns[0]] if len(columns) == 1 else condition_rows[:, columns].max(axis=1)
-            )
-            condition_mask = base & (chosen > 0)
+            chosen = 0
+            for slug in query.conditions:
+                chosen |= CONDITION_BIT.get(slug, 0)
+            condition_mask = base & ((flags & chosen) != 0)
         region_mask = base
         if query.region:
-            region_mask = base & (region_rows[:, REGION_COLUMN[query.region]] > 0)
-        # Facets count what choosing that value instead would return, other filters kept.
-        condition_counts = region_mask.astype(np.float32) @ condition_rows
-        region_counts = condition_mask.astype(np.float32) @ region_rows
+            region_mask = base & ((flags & REGION_BIT[query.region]) != 0)
+        # Facets count what choosing that value instead would return, other filters kept: the
+        # condition facet ignores the condition filter, the region facet the region filter.
+        for_conditions, for_regions = _facet_counts(flags, [region_mask, condition_mask])
         selected = condition_mask & region_mask
         matched = positions[selected]
         total = len(matched)
@@ -405,26 +448,22 @@ class SearchIndex:
             order = np.argsort(self._name_rank()[matched], kind="stable")
         start = (query.page - 1) * query.per_page
         page_order = order[start : start + query.per_page]
-        page_positions: list[int] = matched[page_order].tolist()
-        page_distances: list[float | None] = (
-            [None] * len(page_positions) if dist is None else dist[page_order].tolist()
-        )
-        docs = self.docs
-        hits = [
-            SearchHit(pos, doc, d)
-            for pos, d in zip(page_positions, page_distances, strict=True)
-            if (doc := docs[pos]) is not None
-        ]
         return SearchResult(
             total=total,
-            hits=hits,
-            region_counts={
-                s: c for s, c in zip(REGION_SLUGS, region_counts.astype(int).tolist(), strict=True) if c
-            },
-            condition_counts={
-                s: c for s, c in zip(CONDITION_SLUGS, condition_counts.astype(int).tolist(), strict=True) if c
-            },
+            positions=matched[page_order].tolist(),
+            distances=[None] * len(page_order) if dist is None else dist[page_order].tolist(),
+            region_counts={s: c for s, c in zip(REGION_SLUGS, for_regions[REGION_SHIFT:], strict=False) if c},
+            condition_counts={s: c for s, c in zip(CONDITION_SLUGS, for_conditions, strict=False) if c},
         )
+
+    def hits(self, result: SearchResult) -> list[SearchHit]:
+        """A result's page as documents, for callers that render from them."""
+        docs = self.docs
+        return [
+            SearchHit(pos, doc, d)
+            for pos, d in zip(result.positions, result.distances, strict=True)
+            if (doc := docs[pos]) is not None
+        ]
 
     def _name_rank(self) -> IntArray:
         """Each position's place in alphabetical order by name, then id."""

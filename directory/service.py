@@ -38,11 +38,11 @@ from directory.schemas import (
 from directory.search import (
     LocationDoc,
     ProviderDoc,
-    SearchHit,
     SearchIndex,
     SearchQuery,
     SearchResult,
     regions_for,
+    unit_vector,
 )
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG
 
@@ -493,34 +493,38 @@ class SearchOutcome:
     params: ProviderSearch
     result: SearchResult
     matches: tuple[ConditionMatch, ...]
-    origin: tuple[float, float] | None
+    # The `near` ZIP's centroid as a unit vector (what the index measures from), and the ZIP.
+    origin: tuple[float, float, float] | None
     near_zip: str | None
     suggestions: Suggestions | None
     # Reasons every hit shares (region, name text), after its own condition reasons.
     shared_reasons: list[str]
 
-    def reasons(self, hit: SearchHit) -> list[str]:
+    def reasons(self, doc: ProviderDoc, distance_mi: float | None) -> list[str]:
         """Why this provider is in the results, e.g. "tennis elbow -> Lateral epicondylitis (M77.1-)"."""
-        why = [m.why for m in self.matches if m.condition.slug in hit.doc.conditions]
+        if len(self.matches) == 1:
+            # The search kept only providers treating that one condition: no need to look.
+            why = [self.matches[0].why]
+        else:
+            why = [m.why for m in self.matches if m.condition.slug in doc.conditions]
         why += self.shared_reasons
-        if hit.distance_mi is not None:
-            why.append(f"{hit.distance_mi:.1f} mi from ZIP {self.near_zip}")
+        if distance_mi is not None:
+            why.append(f"{distance_mi:.1f} mi from ZIP {self.near_zip}")
         return why
 
 
 def run_search(index: SearchIndex, params: ProviderSearch) -> SearchOutcome:
     """Run one directory search against the in-memory index. Raises UnknownZip for a bad `near`."""
     matches = resolve_condition(params.condition) if params.condition else ()
-    origin = None
-    near_zip = None
+    near = origin = near_zip = None
     if params.near:
         place = lookup_zip(params.near)
-        origin, near_zip = (place.lat, place.lon), place.zip
+        near, origin, near_zip = (place.lat, place.lon), unit_vector(place.lat, place.lon), place.zip
     query = SearchQuery(
         conditions=tuple(m.condition.slug for m in matches),
         region=params.region,
         text=params.q,
-        near=origin,
+        near=near,
         radius_mi=params.radius,
         accepting=params.accepting,
         telehealth=params.telehealth,
@@ -529,7 +533,7 @@ def run_search(index: SearchIndex, params: ProviderSearch) -> SearchOutcome:
         per_page=params.per_page,
     )
     unmatched_condition = bool(params.condition) and not matches
-    result = SearchResult(total=0, hits=[]) if unmatched_condition else index.search(query)
+    result = SearchResult(total=0) if unmatched_condition else index.search(query)
     shared = []
     if params.region:
         shared.append(f"treats the {region_name(params.region).lower()}")
@@ -543,7 +547,8 @@ def search_providers(index: SearchIndex, params: ProviderSearch, disclaimer: str
     """A search as Structs, for the pages."""
     outcome = run_search(index, params)
     items = [
-        provider_item(hit, disclaimer, outcome.reasons(hit), outcome.origin) for hit in outcome.result.hits
+        provider_item(hit, disclaimer, outcome.reasons(hit.doc, hit.distance_mi), outcome.origin)
+        for hit in index.hits(outcome.result)
     ]
     return ProviderPage(items=items, **_page_fields(outcome, disclaimer))
 
@@ -552,11 +557,15 @@ def search_providers_json(index: SearchIndex, params: ProviderSearch, disclaimer
     """The same search as `search_providers`, encoded for `GET /api/providers` from pre-encoded items."""
     outcome = run_search(index, params)
     items = []
-    for hit in outcome.result.hits:
-        encoded = index.derived.get(hit.position)
+    docs, derived = index.docs, index.derived
+    for position, distance in zip(outcome.result.positions, outcome.result.distances, strict=True):
+        doc = docs[position]
+        assert doc is not None, "a search returns listed providers only"
+        encoded = derived[position]
         if encoded is None:
-            encoded = index.derived[hit.position] = encode_item(hit.doc, disclaimer)
-        items.append(item_json(encoded, hit, outcome.reasons(hit), outcome.origin))
+            # An index built without items (no disclaimer given) makes them on first use.
+            encoded = derived[position] = encode_item(doc, disclaimer)
+        items.append(item_json(encoded, distance, outcome.reasons(doc, distance), outcome.origin))
     return msgspec.json.encode(ProviderPageJSON(items=items, **_page_fields(outcome, disclaimer)))
 
 
