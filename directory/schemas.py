@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from math import acos
 from typing import NamedTuple
 
 import msgspec
 
-from directory.search import LocationDoc, ProviderDoc, SearchHit, distance_mi, unit_vector
+from directory.geo import EARTH_RADIUS_MI
+from directory.search import LocationDoc, ProviderDoc, SearchHit, unit_vector
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG, REGIONS, conditions_in
 
 DISCLAIMER = (
@@ -139,7 +141,14 @@ def location_distances(
     if len(locations) == 1:
         # The index already measured the one location.
         return [(round(nearest, 2), 0)]
-    return sorted((round(distance_mi(origin, xyz), 2), i) for i, xyz in enumerate(locations))
+    # Great-circle miles between unit vectors, as the index measures them (kernels.within).
+    ox, oy, oz = origin
+    return sorted(
+        [
+            (round(EARTH_RADIUS_MI * acos(min(1.0, ox * x + oy * y + oz * z)), 2), i)
+            for i, (x, y, z) in enumerate(locations)
+        ]
+    )
 
 
 def provider_item(hit: SearchHit, disclaimer: str, matched: list[str], origin: Vector | None) -> ProviderItem:
@@ -175,45 +184,38 @@ class EncodedItem(NamedTuple):
     location_heads: tuple[bytes, ...]
     # Each location as a unit vector, to measure from a search's ZIP without touching the document.
     location_vectors: tuple[Vector, ...]
+    # For a provider with one clinic (most of them): everything up to that clinic's distance.
+    one_clinic_head: bytes | None
 
 
 def encode_item(doc: ProviderDoc, disclaimer: str) -> EncodedItem:
     body = _ENCODER.encode(base_item(doc, disclaimer))
     head = body[: body.index(_LOCATIONS_KEY)]
     location_heads = tuple(_ENCODER.encode(loc)[: -len(b"null}")] for loc in doc.locations)
-    return EncodedItem(head, location_heads, tuple(unit_vector(loc.lat, loc.lon) for loc in doc.locations))
+    vectors = tuple(unit_vector(loc.lat, loc.lon) for loc in doc.locations)
+    one_clinic = head + _LOCATIONS_KEY + b"[" + location_heads[0] if len(location_heads) == 1 else None
+    return EncodedItem(head, location_heads, vectors, one_clinic)
 
 
 def item_json(
-    encoded: EncodedItem, nearest: float | None, matched: list[str], origin: Vector | None
+    encoded: EncodedItem, nearest: float | None, matched: bytes, origin: Vector | None
 ) -> msgspec.Raw:
-    """The same JSON `provider_item` would encode to, from the pre-encoded parts."""
-    distance = None if nearest is None else round(nearest, 2)
-    encoded_distance = _ENCODER.encode(distance)
-    if len(encoded.location_heads) == 1:
-        # Most providers have one clinic, and the index already measured it.
-        locations = encoded.location_heads[0] + encoded_distance + b"}"
+    """The same JSON `provider_item` would encode to, from the pre-encoded parts.
+
+    `matched` is the item's reasons, already encoded as a JSON list.
+    """
+    distance = _ENCODER.encode(None if nearest is None else round(nearest, 2))
+    if encoded.one_clinic_head is not None:
+        # The index already measured the one clinic.
+        parts: tuple[bytes, ...] = (encoded.one_clinic_head, distance, b"}]")
     else:
         heads = encoded.location_heads
         locations = b",".join(
             heads[i] + _ENCODER.encode(d) + b"}"
             for d, i in location_distances(encoded.location_vectors, nearest, origin)
         )
-    return msgspec.Raw(
-        b"".join(
-            (
-                encoded.head,
-                _LOCATIONS_KEY,
-                b"[",
-                locations,
-                b'],"distance_mi":',
-                encoded_distance,
-                b',"matched":',
-                _ENCODER.encode(matched),
-                b"}",
-            )
-        )
-    )
+        parts = (encoded.head, _LOCATIONS_KEY, b"[", locations, b"]")
+    return msgspec.Raw(b"".join((*parts, b',"distance_mi":', distance, b',"matched":', matched, b"}")))
 
 
 def base_item(doc: ProviderDoc, disclaimer: str) -> ProviderItem:

@@ -20,6 +20,7 @@ import msgspec
 import numpy as np
 import numpy.typing as npt
 
+from directory import kernels
 from directory.geo import EARTH_RADIUS_MI
 from directory.taxonomy import CONDITIONS, REGION_BY_SLUG, REGIONS
 
@@ -36,8 +37,7 @@ REGION_SHIFT = len(CONDITION_SLUGS)
 REGION_BIT = {slug: 1 << (REGION_SHIFT + i) for i, slug in enumerate(REGION_SLUGS)}
 ACCEPTING_BIT = 1 << (REGION_SHIFT + len(REGION_SLUGS))
 TELEHEALTH_BIT = ACCEPTING_BIT << 1
-# Bytes of a flag word that hold condition and region bits (the facets).
-FACET_BYTES = math.ceil((REGION_SHIFT + len(REGION_SLUGS)) / 8)
+FACET_BITS = REGION_SHIFT + len(REGION_SLUGS)
 assert TELEHEALTH_BIT < 1 << 64, "the taxonomy outgrew one 64-bit word per provider"
 
 BoolArray = npt.NDArray[np.bool_]
@@ -128,11 +128,6 @@ def unit_vector(lat: float, lon: float) -> tuple[float, float, float]:
     return (math.cos(phi) * math.cos(lam), math.cos(phi) * math.sin(lam), math.sin(phi))
 
 
-def distance_mi(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
-    """Great-circle miles between two unit vectors; the index measures every distance this way."""
-    return EARTH_RADIUS_MI * math.acos(min(1.0, a[0] * b[0] + a[1] * b[1] + a[2] * b[2]))
-
-
 def _flags(doc: ProviderDoc) -> int:
     flags = 0
     for slug in doc.conditions:
@@ -144,15 +139,6 @@ def _flags(doc: ProviderDoc) -> int:
     if doc.telehealth:
         flags |= TELEHEALTH_BIT
     return flags
-
-
-def _facet_counts(flags: FlagArray, masks: list[BoolArray]) -> list[list[int]]:
-    """For each mask, how many of the masked words have each condition and region bit set."""
-    # Little-endian bytes, bits unpacked least significant first: column k is bit k.
-    octets = np.ascontiguousarray(flags, dtype="<u8").view(np.uint8).reshape(-1, 8)[:, :FACET_BYTES]
-    bits = np.unpackbits(octets, axis=1, bitorder="little").astype(np.float32)
-    counts: list[list[int]] = (np.stack(masks).astype(np.float32) @ bits).astype(np.int64).tolist()
-    return counts
 
 
 def _row_key(row: int, column: int) -> int:
@@ -206,9 +192,8 @@ class SearchIndex:
         self.flags: FlagArray = np.zeros(cap, dtype=np.uint64)
         self.language: dict[str, BoolArray] = {}
         self.provider_ids: IntArray = np.zeros(cap, dtype=np.int64)
-        # Scratch space for per-provider minimum distances; always all +inf between queries.
-        self._best: FloatArray = np.full(cap, np.inf)
-        self._mark: IntArray = np.zeros(cap, dtype=np.int64)
+        # Per-position scratch for the radius scan; all -1 between queries.
+        self._slot: IntArray = np.full(cap, -1, dtype=np.int64)
         # Main location store, sorted by cell key; ids 0..len-1.
         self.main_xyz: FloatArray = np.zeros((0, 3))
         self.main_provider: IntArray = np.zeros(0, dtype=np.int64)
@@ -218,7 +203,7 @@ class SearchIndex:
         # Delta store, unsorted; ids len(main)..; Python lists until the next query needs arrays.
         self._delta: list[tuple[tuple[float, float, float], int, int, int]] = []
         self._delta_alive: list[bool] = []
-        self._delta_arrays: tuple[FloatArray, IntArray, FlagArray, BoolArray] | None = None
+        self._delta_arrays: tuple[FloatArray, BoolArray, IntArray, FlagArray] | None = None
         self.provider_locs: dict[int, list[int]] = {}
         self._name_order: IntArray | None = None
         # What callers derive from a document (its API item), by position: made by `derive` when a
@@ -331,8 +316,7 @@ class SearchIndex:
         self.flags = _grow(self.flags, cap)  # type: ignore[assignment]
         self.provider_ids = _grow(self.provider_ids, cap)  # type: ignore[assignment]
         self.language = {k: _grow(v, cap) for k, v in self.language.items()}  # type: ignore[misc]
-        self._best = np.full(cap, np.inf)
-        self._mark = np.zeros(cap, dtype=np.int64)
+        self._slot = np.full(cap, -1, dtype=np.int64)
 
     # --- reading -------------------------------------------------------------------------
 
@@ -343,13 +327,13 @@ class SearchIndex:
     def known_languages(self) -> list[str]:
         return sorted(k for k, column in self.language.items() if column.any())
 
-    def _delta_store(self) -> tuple[FloatArray, IntArray, FlagArray, BoolArray]:
+    def _delta_store(self) -> tuple[FloatArray, BoolArray, IntArray, FlagArray]:
         if self._delta_arrays is None:
             self._delta_arrays = (
-                np.array([d[0] for d in self._delta]).reshape(-1, 3),
+                np.array([d[0] for d in self._delta], dtype=np.float64).reshape(-1, 3),
+                np.array(self._delta_alive, dtype=bool),
                 np.array([d[1] for d in self._delta], dtype=np.int64),
                 np.array([d[3] for d in self._delta], dtype=np.uint64),
-                np.array(self._delta_alive, dtype=bool),
             )
         return self._delta_arrays
 
@@ -358,47 +342,25 @@ class SearchIndex:
         dlat = math.degrees(radius_mi / EARTH_RADIUS_MI)
         coslat = max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
         dlon = min(180.0, dlat / coslat)
-        origin = np.array(unit_vector(lat, lon))
-        min_cos = math.cos(radius_mi / EARTH_RADIUS_MI)
-        cosine_parts, provider_parts, flag_parts = [], [], []
         spans = [
             (_row_key(row, lo), _row_key(row, hi))
             for row in range(math.floor((lat - dlat) / CELL_DEG), math.floor((lat + dlat) / CELL_DEG) + 1)
             for lo, hi in _lon_ranges(lon - dlon, lon + dlon)
         ]
-        # One binary search for all the spans' starts and one for their stops.
-        starts = np.searchsorted(self.main_key, [lo for lo, _ in spans], "left").tolist()
-        stops = np.searchsorted(self.main_key, [hi for _, hi in spans], "right").tolist()
-        for start, stop in zip(starts, stops, strict=True):
-            if stop > start:
-                cosines = self.main_xyz[start:stop] @ origin
-                keep = (cosines >= min_cos) & self.main_alive[start:stop]
-                cosine_parts.append(cosines[keep])
-                provider_parts.append(self.main_provider[start:stop][keep])
-                flag_parts.append(self.main_flags[start:stop][keep])
-        if self._delta:
-            xyz, provider, flags, alive = self._delta_store()
-            cosines = xyz @ origin
-            keep = (cosines >= min_cos) & alive
-            cosine_parts.append(cosines[keep])
-            provider_parts.append(provider[keep])
-            flag_parts.append(flags[keep])
-        if not cosine_parts:
-            return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0, dtype=np.uint64)
-        cosines = np.concatenate(cosine_parts)
-        providers = np.concatenate(provider_parts)
-        distance = EARTH_RADIUS_MI * np.arccos(np.minimum(cosines, 1.0))
-        # Nearest location per provider without sorting: scatter-min into scratch, then keep one
-        # entry per provider (the last write of each wins in `_mark`).
-        best, mark = self._best, self._mark
-        np.minimum.at(best, providers, distance)
-        entries = np.arange(len(providers))
-        mark[providers] = entries
-        first = mark[providers] == entries
-        unique = providers[first]
-        nearest = best[unique]
-        best[providers] = np.inf
-        return unique, nearest, np.concatenate(flag_parts)[first]
+        # One binary search for every span's start and stop (keys are integers: a span ends
+        # before the first key above its last cell).
+        bounds = np.searchsorted(self.main_key, [lo for lo, _ in spans] + [hi + 1 for _, hi in spans])
+        main = (self.main_xyz, self.main_alive, self.main_provider, self.main_flags)
+        found: tuple[IntArray, FloatArray, FlagArray] = kernels.within(
+            main,
+            bounds[: len(spans)],
+            bounds[len(spans) :],
+            self._delta_store(),
+            np.array(unit_vector(lat, lon)),
+            math.cos(radius_mi / EARTH_RADIUS_MI),
+            self._slot,
+        )
+        return found
 
     def search(self, query: SearchQuery) -> SearchResult:
         n = len(self.docs)
@@ -435,7 +397,7 @@ class SearchIndex:
             region_mask = base & ((flags & REGION_BIT[query.region]) != 0)
         # Facets count what choosing that value instead would return, other filters kept: the
         # condition facet ignores the condition filter, the region facet the region filter.
-        for_conditions, for_regions = _facet_counts(flags, [region_mask, condition_mask])
+        for_conditions, for_regions = kernels.count_bits(flags, region_mask, condition_mask, FACET_BITS)
         selected = condition_mask & region_mask
         matched = positions[selected]
         total = len(matched)
@@ -452,8 +414,14 @@ class SearchIndex:
             total=total,
             positions=matched[page_order].tolist(),
             distances=[None] * len(page_order) if dist is None else dist[page_order].tolist(),
-            region_counts={s: c for s, c in zip(REGION_SLUGS, for_regions[REGION_SHIFT:], strict=False) if c},
-            condition_counts={s: c for s, c in zip(CONDITION_SLUGS, for_conditions, strict=False) if c},
+            region_counts={
+                s: c for s, c in zip(REGION_SLUGS, for_regions[REGION_SHIFT:].tolist(), strict=True) if c
+            },
+            condition_counts={
+                s: c
+                for s, c in zip(CONDITION_SLUGS, for_conditions[:REGION_SHIFT].tolist(), strict=True)
+                if c
+            },
         )
 
     def hits(self, result: SearchResult) -> list[SearchHit]:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import selectinload
 from sqlmodel import Session
 
 from core.db import Database
+from directory import kernels
 from directory.geo import lookup_zip
 from directory.matching import ConditionMatch, match_conditions, resolve_condition
 from directory.models import DirectoryState, Location, Provider, ProviderCondition, ProviderRegion, utcnow
@@ -47,6 +48,7 @@ from directory.search import (
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG
 
 log = logging.getLogger(__name__)
+_ENCODER = msgspec.json.Encoder()
 
 
 class InvalidListing(ValueError):
@@ -410,6 +412,7 @@ def _chunks(items: Sequence[int], size: int) -> list[Sequence[int]]:
 
 def build_index(db: Database, disclaimer: str | None = None) -> SearchIndex:
     """The listed directory as a search index; with a disclaimer, API items are pre-built too."""
+    kernels.warm_up()
     with db.session() as session:
         version = current_version(session)
         docs = load_docs(session)
@@ -500,6 +503,27 @@ class SearchOutcome:
     # Reasons every hit shares (region, name text), after its own condition reasons.
     shared_reasons: list[str]
 
+    # The encoded reasons every item shares when they all share their condition reasons: the
+    # JSON list without its closing bracket (None until first asked, or when items differ).
+    _shared_json: bytes | None = None
+
+    def reasons_json(self, doc: ProviderDoc, distance_mi: float | None) -> bytes:
+        """`reasons` encoded as a JSON list; the API builds items from it without a list per item."""
+        if len(self.matches) > 1:
+            return _ENCODER.encode(self.reasons(doc, distance_mi))
+        if self._shared_json is None:
+            self._shared_json = _ENCODER.encode(self.reasons(doc, None))[:-1]
+        if distance_mi is None:
+            return self._shared_json + b"]"
+        # A ZIP is five digits and the distance a number: nothing in this reason needs escaping.
+        separator = b"," if len(self._shared_json) > 1 else b""
+        return b'%s%s"%.1f mi from ZIP %s"]' % (
+            self._shared_json,
+            separator,
+            distance_mi,
+            (self.near_zip or "").encode(),
+        )
+
     def reasons(self, doc: ProviderDoc, distance_mi: float | None) -> list[str]:
         """Why this provider is in the results, e.g. "tennis elbow -> Lateral epicondylitis (M77.1-)"."""
         if len(self.matches) == 1:
@@ -565,7 +589,7 @@ def search_providers_json(index: SearchIndex, params: ProviderSearch, disclaimer
         if encoded is None:
             # An index built without items (no disclaimer given) makes them on first use.
             encoded = derived[position] = encode_item(doc, disclaimer)
-        items.append(item_json(encoded, distance, outcome.reasons(doc, distance), outcome.origin))
+        items.append(item_json(encoded, distance, outcome.reasons_json(doc, distance), outcome.origin))
     return msgspec.json.encode(ProviderPageJSON(items=items, **_page_fields(outcome, disclaimer)))
 
 
