@@ -29,7 +29,7 @@ def _scan(
     min_cos: float,
     slot: Any,
     out_position: Any,
-    out_distance: Any,
+    out_cosine: Any,
     out_flags: Any,
     count: int,
 ) -> int:
@@ -38,17 +38,16 @@ def _scan(
         cosine = xyz[loc, 0] * ox + xyz[loc, 1] * oy + xyz[loc, 2] * oz
         if cosine < min_cos or not alive[loc]:
             continue
-        distance = EARTH_RADIUS_MI * math.acos(min(cosine, 1.0))
         position = provider[loc]
         seen = slot[position]
         if seen < 0:
             slot[position] = count
             out_position[count] = position
-            out_distance[count] = distance
+            out_cosine[count] = cosine
             out_flags[count] = flags[loc]
             count += 1
-        elif distance < out_distance[seen]:
-            out_distance[seen] = distance
+        elif cosine > out_cosine[seen]:
+            out_cosine[seen] = cosine
     return count
 
 
@@ -62,34 +61,40 @@ def within(
     min_cos: float,
     slot: Any,
 ) -> tuple[Any, Any, Any]:
-    """Providers with a location within the radius: (positions, nearest miles, flag words).
+    """Providers with a location within the radius: (positions, cosines, flag words).
 
     `main` and `delta` are each a store's (unit vectors, alive, provider position, flags); the
     main store is read between each `starts[i]` and `stops[i]`, the delta store whole. A provider
-    appears once, at the distance of its nearest location. `slot` is per-position scratch that
-    must hold -1 everywhere; it is left that way.
+    appears once, with the cosine of the angle to its nearest location (the largest): distance
+    falls as the cosine rises, so callers sort on it and take `arc_miles` of the few they show.
+    `slot` is per-position scratch that must hold -1 everywhere; it is left that way.
     """
     size = len(delta[2])
     for i in range(len(starts)):
         size += max(0, stops[i] - starts[i])
     out_position = np.empty(size, np.int64)
-    out_distance = np.empty(size, np.float64)
+    out_cosine = np.empty(size, np.float64)
     out_flags = np.empty(size, np.uint64)
     count = 0
     xyz, alive, provider, flags = main
     for i in range(len(starts)):
         count = _scan(
             xyz, alive, provider, flags, starts[i], stops[i], origin, min_cos, slot,
-            out_position, out_distance, out_flags, count,
+            out_position, out_cosine, out_flags, count,
         )  # fmt: skip
     xyz, alive, provider, flags = delta
     count = _scan(
         xyz, alive, provider, flags, 0, len(provider), origin, min_cos, slot,
-        out_position, out_distance, out_flags, count,
+        out_position, out_cosine, out_flags, count,
     )  # fmt: skip
     for i in range(count):
         slot[out_position[i]] = -1
-    return out_position[:count], out_distance[:count], out_flags[:count]
+    return out_position[:count], out_cosine[:count], out_flags[:count]
+
+
+def arc_miles(cosine: float) -> float:
+    """Great-circle miles for the cosine of the angle between two unit vectors."""
+    return EARTH_RADIUS_MI * math.acos(min(1.0, cosine))
 
 
 @njit(cache=True, nogil=True)

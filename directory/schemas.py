@@ -141,11 +141,12 @@ def location_distances(
     if len(locations) == 1:
         # The index already measured the one location.
         return [(round(nearest, 2), 0)]
-    # Great-circle miles between unit vectors, as the index measures them (kernels.within).
+    # Measured as the index measures (kernels.within, arc_miles), inlined: this runs for every
+    # multi-clinic item of every search.
     ox, oy, oz = origin
     return sorted(
         [
-            (round(EARTH_RADIUS_MI * acos(min(1.0, ox * x + oy * y + oz * z)), 2), i)
+            (round(EARTH_RADIUS_MI * acos(min(1.0, x * ox + y * oy + z * oz)), 2), i)
             for i, (x, y, z) in enumerate(locations)
         ]
     )
@@ -204,18 +205,22 @@ def item_json(
 
     `matched` is the item's reasons, already encoded as a JSON list.
     """
-    distance = _ENCODER.encode(None if nearest is None else round(nearest, 2))
+    # repr() of a float is JSON for every finite value, and a distance is finite.
+    distance = b"null" if nearest is None else b"%a" % round(nearest, 2)
     if encoded.one_clinic_head is not None:
         # The index already measured the one clinic.
-        parts: tuple[bytes, ...] = (encoded.one_clinic_head, distance, b"}]")
-    else:
-        heads = encoded.location_heads
-        locations = b",".join(
-            heads[i] + _ENCODER.encode(d) + b"}"
-            for d, i in location_distances(encoded.location_vectors, nearest, origin)
+        return msgspec.Raw(
+            b'%s%s}],"distance_mi":%s,"matched":%s}' % (encoded.one_clinic_head, distance, distance, matched)
         )
-        parts = (encoded.head, _LOCATIONS_KEY, b"[", locations, b"]")
-    return msgspec.Raw(b"".join((*parts, b',"distance_mi":', distance, b',"matched":', matched, b"}")))
+    heads = encoded.location_heads
+    locations = b",".join(
+        b"%s%s}" % (heads[i], b"null" if d is None else b"%a" % d)
+        for d, i in location_distances(encoded.location_vectors, nearest, origin)
+    )
+    return msgspec.Raw(
+        b'%s%s[%s],"distance_mi":%s,"matched":%s}'
+        % (encoded.head, _LOCATIONS_KEY, locations, distance, matched)
+    )
 
 
 def base_item(doc: ProviderDoc, disclaimer: str) -> ProviderItem:

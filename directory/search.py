@@ -338,7 +338,7 @@ class SearchIndex:
         return self._delta_arrays
 
     def _within(self, lat: float, lon: float, radius_mi: float) -> tuple[IntArray, FloatArray, FlagArray]:
-        """Providers with a location within the radius, each one's nearest distance and flags."""
+        """Providers with a location within the radius, each one's nearest cosine and flags."""
         dlat = math.degrees(radius_mi / EARTH_RADIUS_MI)
         coslat = max(math.cos(math.radians(min(89.0, abs(lat) + dlat))), 1e-6)
         dlon = min(180.0, dlat / coslat)
@@ -364,10 +364,10 @@ class SearchIndex:
 
     def search(self, query: SearchQuery) -> SearchResult:
         n = len(self.docs)
-        distance: FloatArray | None = None
+        cosine: FloatArray | None = None
         # Both sources hold listed providers only (an unlisted one's locations are dead).
         if query.near is not None:
-            positions, distance, flags = self._within(*query.near, query.radius_mi)
+            positions, cosine, flags = self._within(*query.near, query.radius_mi)
         else:
             positions = np.flatnonzero(self.listed[:n])
             flags = self.flags[positions]
@@ -401,19 +401,24 @@ class SearchIndex:
         selected = condition_mask & region_mask
         matched = positions[selected]
         total = len(matched)
-        dist: FloatArray | None = None
-        if distance is not None:
-            dist = distance[selected]
-            # Ties on distance break by provider id, so paging is stable.
-            order = np.lexsort((self.provider_ids[matched], dist))
+        near: FloatArray | None = None
+        if cosine is not None:
+            # Nearest first is largest cosine first; ties break by provider id, so paging is stable.
+            near = -cosine[selected]
+            order = np.lexsort((self.provider_ids[matched], near))
         else:
             order = np.argsort(self._name_rank()[matched], kind="stable")
         start = (query.page - 1) * query.per_page
         page_order = order[start : start + query.per_page]
+        distances: list[float | None] = (
+            [None] * len(page_order)
+            if near is None
+            else [kernels.arc_miles(-c) for c in near[page_order].tolist()]
+        )
         return SearchResult(
             total=total,
             positions=matched[page_order].tolist(),
-            distances=[None] * len(page_order) if dist is None else dist[page_order].tolist(),
+            distances=distances,
             region_counts={
                 s: c for s, c in zip(REGION_SLUGS, for_regions[REGION_SHIFT:].tolist(), strict=True) if c
             },
