@@ -209,17 +209,16 @@ class WebinarController(Controller):
     @get(
         "/registrations/{token:str}/invite.ics",
         operation_id="downloadInvite",
-        sync_to_thread=True,
         media_type=ICS,
         cache_control=PRIVATE,
         response_headers=[
             ResponseHeader(name="Content-Disposition", value='attachment; filename="invite.ics"')
         ],
     )
-    def invite(self, token: FromPath[str], invite_files: NamedDependency[InviteFiles]) -> bytes:
+    async def invite(self, token: FromPath[str], invite_files: NamedDependency[InviteFiles]) -> bytes:
         """The calendar invite: METHOD:REQUEST while the seat is held, METHOD:CANCEL once it is not."""
         try:
-            return invite_files.file_for(token)
+            return await invite_files.download(token)
         except BookingError as exc:
             raise http_error_for(exc) from exc
 
