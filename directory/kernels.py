@@ -52,23 +52,66 @@ def _scan(
 
 
 @njit(cache=True, nogil=True)
+def _row_key(row: int, column: int) -> int:
+    # As directory.search._row_key: cells sort by latitude row, then longitude column.
+    return (row + 1000) * 10_000 + (column + 1000)
+
+
+@njit(cache=True, nogil=True)
+def _spans(key: Any, lat: float, lon: float, dlat: float, dlon: float, cell: float) -> tuple[Any, Any]:
+    """Where each latitude row's run of cells within the box starts and stops in `key`."""
+    first_row = math.floor((lat - dlat) / cell)
+    last_row = math.floor((lat + dlat) / cell)
+    west, east = lon - dlon, lon + dlon
+    # Longitude column ranges, split where the box crosses the antimeridian.
+    lo_cols, hi_cols = [], []
+    if east - west >= 360:
+        lo_cols.append(math.floor(-180 / cell))
+        hi_cols.append(math.floor(180 / cell))
+    else:
+        if west < -180:
+            lo_cols.append(math.floor((west + 360) / cell))
+            hi_cols.append(math.floor(180 / cell))
+            west = -180.0
+        if east > 180:
+            lo_cols.append(math.floor(-180 / cell))
+            hi_cols.append(math.floor((east - 360) / cell))
+            east = 180.0
+        lo_cols.append(math.floor(west / cell))
+        hi_cols.append(math.floor(east / cell))
+    count = (last_row - first_row + 1) * len(lo_cols)
+    lows = np.empty(count, np.int64)
+    highs = np.empty(count, np.int64)
+    i = 0
+    for row in range(first_row, last_row + 1):
+        for j in range(len(lo_cols)):
+            lows[i] = _row_key(row, lo_cols[j])
+            # Keys are integers: a span ends before the first key above its last cell.
+            highs[i] = _row_key(row, hi_cols[j]) + 1
+            i += 1
+    return np.searchsorted(key, lows), np.searchsorted(key, highs)
+
+
+@njit(cache=True, nogil=True)
 def within(
+    main_key: Any,
     main: tuple[Any, Any, Any, Any],
-    starts: Any,
-    stops: Any,
     delta: tuple[Any, Any, Any, Any],
+    box: tuple[float, float, float, float, float],
     origin: Any,
     min_cos: float,
     slot: Any,
 ) -> tuple[Any, Any, Any]:
     """Providers with a location within the radius: (positions, cosines, flag words).
 
-    `main` and `delta` are each a store's (unit vectors, alive, provider position, flags); the
-    main store is read between each `starts[i]` and `stops[i]`, the delta store whole. A provider
-    appears once, with the cosine of the angle to its nearest location (the largest): distance
-    falls as the cosine rises, so callers sort on it and take `arc_miles` of the few they show.
-    `slot` is per-position scratch that must hold -1 everywhere; it is left that way.
+    `main` and `delta` are each a store's (unit vectors, alive, provider position, flags). The
+    main store is sorted by `main_key` (cell keys) and read where the cells of `box` (latitude,
+    longitude, half-height and half-width in degrees, cell size) lie; the delta store is read whole.
+    A provider appears once, with the cosine of the angle to its nearest location (the largest):
+    distance falls as the cosine rises, so callers sort on it and take `arc_miles` of the few they
+    show. `slot` is per-position scratch that must hold -1 everywhere; it is left that way.
     """
+    starts, stops = _spans(main_key, box[0], box[1], box[2], box[3], box[4])
     size = len(delta[2])
     for i in range(len(starts)):
         size += max(0, stops[i] - starts[i])
@@ -98,28 +141,54 @@ def arc_miles(cosine: float) -> float:
 
 
 @njit(cache=True, nogil=True)
-def count_bits(flags: Any, first: Any, second: Any, bits: int) -> tuple[Any, Any]:
-    """How many words under each mask have each of the low `bits` bits set."""
-    counts_first = np.zeros(bits, np.int64)
-    counts_second = np.zeros(bits, np.int64)
+def select(
+    flags: Any,
+    keep: Any,
+    want_set: Any,
+    want_value: Any,
+    conditions: Any,
+    region: Any,
+    region_shift: int,
+    facet_bits: int,
+) -> tuple[Any, Any, Any]:
+    """Filter flag words and count facets: (condition counts, region counts, selected).
+
+    A word passes the base filters when its `want_set` bits equal `want_value` and `keep` (if
+    not empty) is true at its index. It is selected when it also has one of the `conditions` bits
+    and the `region` bit (a zero mask: no such filter). Facets count what choosing that value
+    instead would return, other filters kept: condition counts (bits below `region_shift`) ignore
+    the condition filter, region counts (bits up to `facet_bits`) ignore the region filter.
+    """
+    condition_counts = np.zeros(region_shift, np.int64)
+    region_counts = np.zeros(facet_bits - region_shift, np.int64)
+    selected = np.zeros(len(flags), np.bool_)
+    zero, one = np.uint64(0), np.uint64(1)
+    filter_keep = len(keep) > 0
     for i in range(len(flags)):
         word = flags[i]
-        if first[i]:
-            for bit in range(bits):
-                counts_first[bit] += np.int64((word >> np.uint64(bit)) & np.uint64(1))
-        if second[i]:
-            for bit in range(bits):
-                counts_second[bit] += np.int64((word >> np.uint64(bit)) & np.uint64(1))
-    return counts_first, counts_second
+        if (word & want_set) != want_value or (filter_keep and not keep[i]):
+            continue
+        has_condition = conditions == zero or (word & conditions) != zero
+        in_region = region == zero or (word & region) != zero
+        if in_region:
+            for bit in range(region_shift):
+                condition_counts[bit] += np.int64((word >> np.uint64(bit)) & one)
+        if has_condition:
+            for bit in range(region_shift, facet_bits):
+                region_counts[bit - region_shift] += np.int64((word >> np.uint64(bit)) & one)
+        selected[i] = has_condition and in_region
+    return condition_counts, region_counts, selected
 
 
 def warm_up() -> None:
-    """Compile (or load from the cache) both kernels, so no request pays for it."""
+    """Compile (or load from the cache) the kernels, so no request pays for it."""
     xyz = np.zeros((1, 3))
     alive = np.ones(1, dtype=bool)
     provider = np.zeros(1, dtype=np.int64)
     flags = np.zeros(1, dtype=np.uint64)
     store = (xyz, alive, provider, flags)
-    bounds = np.zeros(1, dtype=np.int64)
-    within(store, bounds, bounds, store, np.array([1.0, 0.0, 0.0]), 0.5, np.full(1, -1, dtype=np.int64))
-    count_bits(flags, alive, alive, 1)
+    slot = np.full(1, -1, dtype=np.int64)
+    within(provider, store, store, (0.0, 0.0, 1.0, 1.0, 1.0), np.array([1.0, 0.0, 0.0]), 0.5, slot)
+    mask = np.uint64(0)
+    select(flags, alive, mask, mask, mask, mask, 1, 2)
+    select(flags, np.zeros(0, dtype=bool), mask, mask, mask, mask, 1, 2)
