@@ -104,7 +104,8 @@ class ProviderPage(msgspec.Struct, kw_only=True):
 class ProviderPageJSON(msgspec.Struct, kw_only=True):
     """`ProviderPage` with its items already encoded; the same JSON, field for field."""
 
-    items: list[msgspec.Raw]
+    # The items, already a JSON list.
+    items: msgspec.Raw
     total: int
     page: int
     per_page: int
@@ -198,9 +199,7 @@ def encode_item(doc: ProviderDoc, disclaimer: str) -> EncodedItem:
     return EncodedItem(head, location_heads, vectors, one_clinic)
 
 
-def item_json(
-    encoded: EncodedItem, nearest: float | None, matched: bytes, origin: Vector | None
-) -> msgspec.Raw:
+def item_json(encoded: EncodedItem, nearest: float | None, matched: bytes, origin: Vector | None) -> bytes:
     """The same JSON `provider_item` would encode to, from the pre-encoded parts.
 
     `matched` is the item's reasons, already encoded as a JSON list.
@@ -209,17 +208,23 @@ def item_json(
     distance = b"null" if nearest is None else b"%a" % round(nearest, 2)
     if encoded.one_clinic_head is not None:
         # The index already measured the one clinic.
-        return msgspec.Raw(
-            b'%s%s}],"distance_mi":%s,"matched":%s}' % (encoded.one_clinic_head, distance, distance, matched)
+        return b'%s%s}],"distance_mi":%s,"matched":%s}' % (
+            encoded.one_clinic_head,
+            distance,
+            distance,
+            matched,
         )
     heads = encoded.location_heads
     locations = b",".join(
         b"%s%s}" % (heads[i], b"null" if d is None else b"%a" % d)
         for d, i in location_distances(encoded.location_vectors, nearest, origin)
     )
-    return msgspec.Raw(
-        b'%s%s[%s],"distance_mi":%s,"matched":%s}'
-        % (encoded.head, _LOCATIONS_KEY, locations, distance, matched)
+    return b'%s%s[%s],"distance_mi":%s,"matched":%s}' % (
+        encoded.head,
+        _LOCATIONS_KEY,
+        locations,
+        distance,
+        matched,
     )
 
 

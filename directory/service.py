@@ -516,26 +516,33 @@ class SearchOutcome:
     # Reasons every hit shares (region, name text), after its own condition reasons.
     shared_reasons: list[str]
 
-    # The encoded reasons every item shares when they all share their condition reasons: the
-    # JSON list without its closing bracket (None until first asked, or when items differ).
+    # With at most one condition matched, every item shares its reasons but the distance: the
+    # shared ones as a JSON list missing its "]", and a bytes format adding the distance's.
     _shared_json: bytes | None = None
+    _with_distance: bytes = b""
 
-    def reasons_json(self, doc: ProviderDoc, distance_mi: float | None) -> bytes:
-        """`reasons` encoded as a JSON list; the API builds items from it without a list per item."""
+    def reasons_json(
+        self, docs: Sequence[ProviderDoc | None], position: int, distance_mi: float | None
+    ) -> bytes:
+        """`reasons` for the provider at `position`, as a JSON list (what the API's items carry)."""
         if len(self.matches) > 1:
+            doc = docs[position]
+            assert doc is not None, "a search returns listed providers only"
             return _ENCODER.encode(self.reasons(doc, distance_mi))
         if self._shared_json is None:
-            self._shared_json = _ENCODER.encode(self.reasons(doc, None))[:-1]
+            shared = _ENCODER.encode([m.why for m in self.matches] + self.shared_reasons)[:-1]
+            # A ZIP is five digits and the distance a number: nothing in that reason needs escaping.
+            separator = b"," if len(shared) > 1 else b""
+            zip_code = (self.near_zip or "").encode()
+            self._with_distance = b'%s%s"%%.1f mi from ZIP %s"]' % (
+                shared.replace(b"%", b"%%"),
+                separator,
+                zip_code,
+            )
+            self._shared_json = shared
         if distance_mi is None:
             return self._shared_json + b"]"
-        # A ZIP is five digits and the distance a number: nothing in this reason needs escaping.
-        separator = b"," if len(self._shared_json) > 1 else b""
-        return b'%s%s"%.1f mi from ZIP %s"]' % (
-            self._shared_json,
-            separator,
-            distance_mi,
-            (self.near_zip or "").encode(),
-        )
+        return self._with_distance % distance_mi
 
     def reasons(self, doc: ProviderDoc, distance_mi: float | None) -> list[str]:
         """Why this provider is in the results, e.g. "tennis elbow -> Lateral epicondylitis (M77.1-)"."""
@@ -594,16 +601,19 @@ def search_providers_json(index: SearchIndex, params: ProviderSearch, disclaimer
     """The same search as `search_providers`, encoded for `GET /api/providers` from pre-encoded items."""
     outcome = run_search(index, params)
     items = []
-    docs, derived = index.docs, index.derived
+    docs, derived, origin = index.docs, index.derived, outcome.origin
     for position, distance in zip(outcome.result.positions, outcome.result.distances, strict=True):
-        doc = docs[position]
-        assert doc is not None, "a search returns listed providers only"
         encoded = derived[position]
         if encoded is None:
             # An index built without items (no disclaimer given) makes them on first use.
+            doc = docs[position]
+            assert doc is not None, "a search returns listed providers only"
             encoded = derived[position] = encode_item(doc, disclaimer)
-        items.append(item_json(encoded, distance, outcome.reasons_json(doc, distance), outcome.origin))
-    return msgspec.json.encode(ProviderPageJSON(items=items, **_page_fields(outcome, disclaimer)))
+        items.append(item_json(encoded, distance, outcome.reasons_json(docs, position, distance), origin))
+    page = ProviderPageJSON(
+        items=msgspec.Raw(b"[%s]" % b",".join(items)), **_page_fields(outcome, disclaimer)
+    )
+    return msgspec.json.encode(page)
 
 
 def _page_fields(outcome: SearchOutcome, disclaimer: str) -> dict[str, Any]:
