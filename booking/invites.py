@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Literal
 from urllib.parse import quote, urlencode
 
@@ -64,7 +65,34 @@ def build_invite(
     attendee_name: str,
     dtstamp: datetime,
 ) -> bytes:
-    """The invite mailed to one attendee (and served at the manage link's invite.ics)."""
+    """The invite mailed to one attendee (and served at the manage link's invite.ics).
+
+    Byte for byte what icalendar writes for `invite_calendar` (a test holds the two equal). Most of
+    its lines are the same for everyone at the session, and serialising them was most of what an
+    invite cost, so they are serialised once per process; only the attendee's own are written here.
+    """
+    own = Event()
+    _add_own_properties(own, event, dtstamp)
+    own.add("attendee", _attendee(attendee_email, attendee_name))
+    # What the shared lines depend on: the event less what is the attendee's own.
+    shared = replace(event, uid="-", sequence=0, description="-" if event.description else "")
+    return b"".join(
+        line if isinstance(line, bytes) else own.content_line(line, own[line]).to_ical() + b"\r\n"
+        for line in _shared_lines(shared, method, organizer_email, organizer_name)
+    )
+
+
+def invite_calendar(
+    event: InviteEvent,
+    *,
+    method: Literal["REQUEST", "CANCEL"],
+    organizer_email: str,
+    organizer_name: str,
+    attendee_email: str,
+    attendee_name: str,
+    dtstamp: datetime,
+) -> Calendar:
+    """The whole invite to one attendee as icalendar objects: what `build_invite` writes."""
     if method not in ("REQUEST", "CANCEL"):
         raise ValueError(f"method must be REQUEST or CANCEL, not {method!r}")
     if event.cancelled and method == "REQUEST":
@@ -75,12 +103,7 @@ def build_invite(
     # Private: a shared or delegated calendar shows "busy", not what the webinar is about.
     vevent.add("class", "PRIVATE")
     vevent.add("organizer", _address(organizer_email, organizer_name))
-    attendee = _address(attendee_email, attendee_name)
-    attendee.params["CUTYPE"] = "INDIVIDUAL"
-    attendee.params["ROLE"] = "REQ-PARTICIPANT"
-    attendee.params["PARTSTAT"] = "NEEDS-ACTION"
-    attendee.params["RSVP"] = "TRUE"
-    vevent.add("attendee", attendee)
+    vevent.add("attendee", _attendee(attendee_email, attendee_name))
     if method == "REQUEST":
         alarm = Alarm()
         alarm.add("action", "DISPLAY")
@@ -88,7 +111,42 @@ def build_invite(
         alarm.add("trigger", timedelta(minutes=-30))
         vevent.add_component(alarm)
     calendar.add_component(vevent)
-    return bytes(calendar.to_ical())
+    return calendar
+
+
+# The VEVENT properties two attendees' invites to one session differ in: `_add_own_properties`
+# and ATTENDEE.
+_OWN_PROPERTIES = frozenset({"UID", "SEQUENCE", "DTSTAMP", "DESCRIPTION", "ATTENDEE"})
+
+
+@lru_cache(maxsize=1024)
+def _shared_lines(
+    shared: InviteEvent, method: Literal["REQUEST", "CANCEL"], organizer_email: str, organizer_name: str
+) -> tuple[bytes | str, ...]:
+    """The folded lines of an invite to `shared`, with the attendee's own properties as names.
+
+    This is icalendar's `Component.to_ical` line by line: one content line per property, in an
+    order that depends on the property names only, so the attendee's lines can be put in later.
+    """
+    calendar = invite_calendar(
+        shared,
+        method=method,
+        organizer_email=organizer_email,
+        organizer_name=organizer_name,
+        attendee_email="attendee@example.invalid",
+        attendee_name="",
+        dtstamp=datetime(2000, 1, 1, tzinfo=UTC),
+    )
+    lines: list[bytes | str] = []
+    in_event = False  # among the VEVENT's own properties, which come before its VALARM
+    for name, value in calendar.property_items():
+        if name in ("BEGIN", "END"):
+            in_event = name == "BEGIN" and value == b"VEVENT"
+        if in_event and name in _OWN_PROPERTIES:
+            lines.append(name)
+        else:
+            lines.append(calendar.content_line(name, value).to_ical() + b"\r\n")
+    return tuple(lines)
 
 
 def build_feed(
@@ -152,18 +210,12 @@ def _calendar(method: str) -> Calendar:
 
 
 def _event(event: InviteEvent, dtstamp: datetime, *, cancelled: bool) -> Event:
-    if dtstamp.utcoffset() is None:
-        raise ValueError("dtstamp must be timezone-aware")
     vevent = Event()
-    vevent.add("uid", event.uid)
-    vevent.add("sequence", event.sequence)
+    _add_own_properties(vevent, event, dtstamp)
     # Always UTC ("Z"): no VTIMEZONE, so every parser reads the same instant (see DESIGN.md).
-    vevent.add("dtstamp", _utc(dtstamp))
     vevent.add("dtstart", _utc(event.start))
     vevent.add("dtend", _utc(event.end))
     vevent.add("summary", _one_line(event.summary))
-    if event.description:
-        vevent.add("description", _text(event.description))
     if event.location:
         vevent.add("location", _one_line(event.location))
     if event.url:
@@ -171,6 +223,17 @@ def _event(event: InviteEvent, dtstamp: datetime, *, cancelled: bool) -> Event:
     vevent.add("status", "CANCELLED" if cancelled else "CONFIRMED")
     vevent.add("transp", "OPAQUE")
     return vevent
+
+
+def _add_own_properties(vevent: Event, event: InviteEvent, dtstamp: datetime) -> None:
+    """The properties that differ between invites to one session, apart from ATTENDEE."""
+    if dtstamp.utcoffset() is None:
+        raise ValueError("dtstamp must be timezone-aware")
+    vevent.add("uid", event.uid)
+    vevent.add("sequence", event.sequence)
+    vevent.add("dtstamp", _utc(dtstamp))
+    if event.description:
+        vevent.add("description", _text(event.description))
 
 
 def _address(email: str, name: str) -> vCalAddress:
@@ -184,6 +247,15 @@ def _address(email: str, name: str) -> vCalAddress:
     if display:
         address.params["CN"] = display
     return address
+
+
+def _attendee(email: str, name: str) -> vCalAddress:
+    attendee = _address(email, name)
+    attendee.params["CUTYPE"] = "INDIVIDUAL"
+    attendee.params["ROLE"] = "REQ-PARTICIPANT"
+    attendee.params["PARTSTAT"] = "NEEDS-ACTION"
+    attendee.params["RSVP"] = "TRUE"
+    return attendee
 
 
 def _utc(moment: datetime) -> datetime:

@@ -22,15 +22,20 @@ says exactly what was true then.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
-from email.headerregistry import Address
+from email import policy
+from email.headerregistry import Address, BaseHeader
 from email.message import EmailMessage
 from email.utils import parseaddr
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -39,6 +44,10 @@ import msgspec
 
 from booking.invites import InviteEvent, build_invite, discreet_summary
 
+_POLICY = policy.default
+# Every part is quoted-printable or base64, neither of which can contain "=_" (RFC 2045 6.7), so a
+# boundary starting with it never occurs inside a part and can be chosen once per process.
+_BOUNDARIES = {subtype: f"=_{subtype}_{secrets.token_hex(12)}" for subtype in ("mixed", "alternative")}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _METHOD_LINE = re.compile(rb"^METHOD:([A-Z-]+)\r?$", re.MULTILINE)
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -201,21 +210,77 @@ def build_message(
 ) -> EmailMessage:
     """One e-mail to one attendee; with `invite`, an iMIP message whose header method is METHOD."""
     method = _checked_method(invite, method)
-    zone = ZoneInfo(ctx.timezone)
+    paragraphs = _paragraphs(ctx, ZoneInfo(ctx.timezone), with_invite=invite is not None)
+    alternatives = [_text_part("plain", _plain(ctx, paragraphs)), _text_part("html", _html(ctx, paragraphs))]
     message = EmailMessage()
-    message["Subject"] = subject_line(ctx.kind, ctx.starts_at, ctx.timezone)
-    message["From"] = Address(display_name=_clean(ctx.network_name), addr_spec=mailbox(ctx.mail_from))
-    message["To"] = Address(display_name=_clean(ctx.recipient_name), addr_spec=ctx.recipient_email)
-    paragraphs = _paragraphs(ctx, zone, with_invite=invite is not None)
-    message.set_content(_plain(ctx, paragraphs))
-    message.add_alternative(_html(ctx, paragraphs), subtype="html")
-    if invite is not None and method is not None:
-        # Base64 keeps the calendar's CRLFs and folding byte for byte through every relay.
-        message.add_alternative(
-            invite, maintype="text", subtype="calendar", params={"method": method, "charset": "UTF-8"}
-        )
-        message.add_attachment(invite, maintype="application", subtype="ics", filename="invite.ics")
-    return message
+    message.set_raw("Subject", _folded_subject(subject_line(ctx.kind, ctx.starts_at, ctx.timezone)))
+    message.set_raw("From", _folded_sender(_clean(ctx.network_name), mailbox(ctx.mail_from)))
+    # Parsed, as the outbox worker reads the addresses back (core.mail._check_one_recipient).
+    to = Address(display_name=_clean(ctx.recipient_name), addr_spec=ctx.recipient_email)
+    message.set_raw("To", _POLICY.header_factory("To", to))
+    message.set_raw("MIME-Version", "1.0")
+    if invite is None or method is None:
+        return _multipart(message, "alternative", alternatives)
+    # Base64 keeps the calendar's CRLFs and folding byte for byte through every relay.
+    calendar = base64.encodebytes(invite).decode("ascii")
+    alternatives.append(_part(f'text/calendar; method="{method}"; charset="UTF-8"', "base64", calendar))
+    attachment = _part("application/ics", "base64", calendar, 'attachment; filename="invite.ics"')
+    return _multipart(message, "mixed", [_multipart(EmailMessage(), "alternative", alternatives), attachment])
+
+
+# How the parts are put together, and why not with set_content/add_alternative: those parse every
+# header they set through the header registry (and look up its class each time), which cost more
+# than a millisecond a message. Here the headers go in with set_raw, as the parser would store
+# them: folded text for those only ever written out (worked out once per distinct value), parsed
+# header objects, shared between messages, for those read back (the generator reads each part's
+# Content-Type and Content-Transfer-Encoding).
+
+
+def _multipart(container: EmailMessage, subtype: str, parts: list[EmailMessage]) -> EmailMessage:
+    content_type = f'multipart/{subtype}; boundary="{_BOUNDARIES[subtype]}"'
+    container.set_raw("Content-Type", _parsed("Content-Type", content_type))
+    for part in parts:
+        container.attach(part)
+    return container
+
+
+def _text_part(subtype: str, text: str) -> EmailMessage:
+    # Quoted-printable: 7-bit clean, lines of at most 76, readable, and never "=_" (_BOUNDARIES).
+    encoded = binascii.b2a_qp(text.encode()).decode("ascii")
+    return _part(f'text/{subtype}; charset="utf-8"', "quoted-printable", encoded)
+
+
+def _part(content_type: str, encoding: str, payload: str, disposition: str | None = None) -> EmailMessage:
+    part = EmailMessage()
+    part.set_raw("Content-Type", _parsed("Content-Type", content_type))
+    part.set_raw("Content-Transfer-Encoding", _parsed("Content-Transfer-Encoding", encoding))
+    if disposition is not None:
+        part.set_raw("Content-Disposition", disposition)
+    part.set_payload(payload)
+    return part
+
+
+@lru_cache(maxsize=32)
+def _parsed(name: str, value: str) -> BaseHeader:
+    # Header objects are immutable, so every message with this value can hold the same one.
+    header: BaseHeader = _POLICY.header_factory(name, value)
+    return header
+
+
+@lru_cache(maxsize=4096)  # one per session and kind of message in flight; a subject is ~100 bytes
+def _folded_subject(subject: str) -> str:
+    return _folded("Subject", subject)
+
+
+@lru_cache(maxsize=64)
+def _folded_sender(display_name: str, addr_spec: str) -> str:
+    return _folded("From", Address(display_name=display_name, addr_spec=addr_spec))
+
+
+def _folded(name: str, value: str | Address) -> str:
+    """The value as the header registry writes it (RFC 2047 encoded words, lines of at most 78)."""
+    header: BaseHeader = _POLICY.header_factory(name, value)
+    return header.fold(policy=_POLICY).removeprefix(f"{name}:").strip()
 
 
 def format_when(starts_at: datetime, ends_at: datetime, zone: tzinfo) -> str:

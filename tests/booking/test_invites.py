@@ -25,6 +25,7 @@ from booking.invites import (
     build_invite,
     discreet_summary,
     google_calendar_url,
+    invite_calendar,
     outlook_calendar_url,
 )
 
@@ -374,6 +375,37 @@ def test_the_attendee_address_cannot_smuggle_another_line() -> None:
             attendee_name="Ada",
             dtstamp=STAMP,
         )
+
+
+@pytest.mark.parametrize("method", ["REQUEST", "CANCEL"])
+@pytest.mark.parametrize("description", ["", "Knees; hips, and spines\\", "café — ça va? 🦴 " * 12])
+@pytest.mark.parametrize(("location", "url"), [("Online", "https://orthodex.example/r/x"), (None, None)])
+def test_every_attendee_gets_what_icalendar_writes_for_their_whole_invite(
+    method: Any, description: str, location: str | None, url: str | None
+) -> None:
+    # One session, one attendee after another: all but the first reuse the session's shared lines.
+    start = datetime(2026, 7, 14, 18, 0, tzinfo=NEW_YORK)
+    for number, name in enumerate(NAMES):
+        event = _event(
+            start,
+            uid=f"registration-{number}@orthodex.example",
+            sequence=number,
+            description=f"{description}\nhttps://orthodex.example/registrations/{number}"
+            if description
+            else "",
+            location=location,
+            url=url,
+            cancelled=method == "CANCEL",
+        )
+        arguments: dict[str, Any] = {
+            "method": method,
+            "organizer_email": ORGANIZER,
+            "organizer_name": "Test Clinic Network",
+            "attendee_email": f"attendee-{number}@example.com",
+            "attendee_name": name,
+            "dtstamp": STAMP + timedelta(minutes=number),
+        }
+        assert build_invite(event, **arguments) == invite_calendar(event, **arguments).to_ical()
 
 
 def test_feed_is_publish_with_an_organizer_and_no_attendees() -> None:

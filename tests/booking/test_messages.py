@@ -125,6 +125,35 @@ def test_invite_mail_is_imip(kind: MessageKind, method: str) -> None:
     assert [a["address"] for a in calendar["events"][0]["attendees"]] == ["mailto:zoe@example.com"]
 
 
+def test_the_message_reads_the_same_before_it_is_sent() -> None:
+    # The outbox worker reads the unsent message (the To addresses); clients read the wire form.
+    ctx = _context()
+    invite = _invite(ctx)
+    message = build_message(ctx, invite)
+    wire = _wire(message)
+    assert tree(message) == tree(wire)
+    assert [t.replace("\r\n", "\n") for t in _texts(wire)] == list(_texts(message))
+    assert str(message["Subject"]) == str(wire["Subject"])
+    for name in ("From", "To"):
+        assert message[name].addresses == wire[name].addresses
+    inline, attachment = calendar_parts(message)
+    assert inline.get_payload(decode=True) == attachment.get_payload(decode=True) == invite
+
+
+def test_text_that_looks_like_a_boundary_stays_inside_its_part() -> None:
+    first = _wire(build_message(_context(), _invite(_context())))
+    outer, inner = first.get_boundary(), cast(EmailMessage, first.get_payload(0)).get_boundary()
+    # The manage link is a line of its own in the plain text, where a boundary line would end a part.
+    ctx = _context(manage_url=f"--{inner}--\n--{outer}--")
+    message = _wire(build_message(ctx, _invite(ctx)))
+    assert tree(message) == (
+        "multipart/mixed",
+        [("multipart/alternative", ["text/plain", "text/html", "text/calendar"]), "application/ics"],
+    )
+    plain, _ = _texts(message)
+    assert f"\r\n--{inner}--\r\n--{outer}--\r\n" in plain
+
+
 def test_waitlisted_mail_has_no_invite_and_no_join_link() -> None:
     message = _wire(build_message(_context(MessageKind.waitlisted, waitlist_position=3)))
     assert tree(message) == ("multipart/alternative", ["text/plain", "text/html"])
