@@ -516,33 +516,24 @@ class SearchOutcome:
     # Reasons every hit shares (region, name text), after its own condition reasons.
     shared_reasons: list[str]
 
-    # With at most one condition matched, every item shares its reasons but the distance: the
-    # shared ones as a JSON list missing its "]", and a bytes format adding the distance's.
-    _shared_json: bytes | None = None
-    _with_distance: bytes = b""
-
     def reasons_json(
-        self, docs: Sequence[ProviderDoc | None], position: int, distance_mi: float | None
-    ) -> bytes:
-        """`reasons` for the provider at `position`, as a JSON list (what the API's items carry)."""
+        self, docs: Sequence[ProviderDoc | None], positions: list[int], distances: list[float | None]
+    ) -> list[bytes]:
+        """`reasons` for each provider of the page, as JSON lists (what the API's items carry)."""
         if len(self.matches) > 1:
-            doc = docs[position]
-            assert doc is not None, "a search returns listed providers only"
-            return _ENCODER.encode(self.reasons(doc, distance_mi))
-        if self._shared_json is None:
-            shared = _ENCODER.encode([m.why for m in self.matches] + self.shared_reasons)[:-1]
-            # A ZIP is five digits and the distance a number: nothing in that reason needs escaping.
-            separator = b"," if len(shared) > 1 else b""
-            zip_code = (self.near_zip or "").encode()
-            self._with_distance = b'%s%s"%%.1f mi from ZIP %s"]' % (
-                shared.replace(b"%", b"%%"),
-                separator,
-                zip_code,
-            )
-            self._shared_json = shared
-        if distance_mi is None:
-            return self._shared_json + b"]"
-        return self._with_distance % distance_mi
+            return [
+                _ENCODER.encode(self.reasons(_listed(docs, p), d))
+                for p, d in zip(positions, distances, strict=True)
+            ]
+        # With at most one condition matched, every item shares its reasons but the distance.
+        shared = _ENCODER.encode([m.why for m in self.matches] + self.shared_reasons)[:-1]
+        if self.origin is None:
+            return [shared + b"]"] * len(positions)
+        # A ZIP is five digits and the distance a number: nothing in that reason needs escaping.
+        separator = b"," if len(shared) > 1 else b""
+        zip_code = (self.near_zip or "").encode()
+        with_distance = b'%s%s"%%.1f mi from ZIP %s"]' % (shared.replace(b"%", b"%%"), separator, zip_code)
+        return [with_distance % d for d in distances]
 
     def reasons(self, doc: ProviderDoc, distance_mi: float | None) -> list[str]:
         """Why this provider is in the results, e.g. "tennis elbow -> Lateral epicondylitis (M77.1-)"."""
@@ -600,20 +591,26 @@ def search_providers(index: SearchIndex, params: ProviderSearch, disclaimer: str
 def search_providers_json(index: SearchIndex, params: ProviderSearch, disclaimer: str) -> bytes:
     """The same search as `search_providers`, encoded for `GET /api/providers` from pre-encoded items."""
     outcome = run_search(index, params)
-    items = []
-    docs, derived, origin = index.docs, index.derived, outcome.origin
-    for position, distance in zip(outcome.result.positions, outcome.result.distances, strict=True):
-        encoded = derived[position]
-        if encoded is None:
+    positions, distances = outcome.result.positions, outcome.result.distances
+    docs, derived = index.docs, index.derived
+    encoded = [derived[p] for p in positions]
+    for i, found in enumerate(encoded):
+        if found is None:
             # An index built without items (no disclaimer given) makes them on first use.
-            doc = docs[position]
-            assert doc is not None, "a search returns listed providers only"
-            encoded = derived[position] = encode_item(doc, disclaimer)
-        items.append(item_json(encoded, distance, outcome.reasons_json(docs, position, distance), origin))
+            encoded[i] = derived[positions[i]] = encode_item(_listed(docs, positions[i]), disclaimer)
+    reasons = outcome.reasons_json(docs, positions, distances)
+    origin = outcome.origin
+    items = [item_json(e, d, r, origin) for e, d, r in zip(encoded, distances, reasons, strict=True)]
     page = ProviderPageJSON(
         items=msgspec.Raw(b"[%s]" % b",".join(items)), **_page_fields(outcome, disclaimer)
     )
     return msgspec.json.encode(page)
+
+
+def _listed(docs: Sequence[ProviderDoc | None], position: int) -> ProviderDoc:
+    doc = docs[position]
+    assert doc is not None, "a search returns listed providers only"
+    return doc
 
 
 def _page_fields(outcome: SearchOutcome, disclaimer: str) -> dict[str, Any]:
