@@ -14,8 +14,6 @@ from typing import Any
 import numpy as np
 from numba import njit
 
-from directory.geo import EARTH_RADIUS_MI
-
 
 @njit(cache=True, nogil=True)
 def _scan(
@@ -108,8 +106,9 @@ def within(
     main store is sorted by `main_key` (cell keys) and read where the cells of `box` (latitude,
     longitude, half-height and half-width in degrees, cell size) lie; the delta store is read whole.
     A provider appears once, with the cosine of the angle to its nearest location (the largest):
-    distance falls as the cosine rises, so callers sort on it and take `arc_miles` of the few they
-    show. `slot` is per-position scratch that must hold -1 everywhere; it is left that way.
+    distance falls as the cosine rises, so callers sort on it and measure only the few they show
+    (EARTH_RADIUS_MI * acos(cosine)). `slot` is per-position scratch that must hold -1
+    everywhere; it is left that way.
     """
     starts, stops = _spans(main_key, box[0], box[1], box[2], box[3], box[4])
     size = len(delta[2])
@@ -133,11 +132,6 @@ def within(
     for i in range(count):
         slot[out_position[i]] = -1
     return out_position[:count], out_cosine[:count], out_flags[:count]
-
-
-def arc_miles(cosine: float) -> float:
-    """Great-circle miles for the cosine of the angle between two unit vectors."""
-    return EARTH_RADIUS_MI * math.acos(min(1.0, cosine))
 
 
 @njit(cache=True, nogil=True)

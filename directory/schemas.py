@@ -142,15 +142,11 @@ def location_distances(
     if len(locations) == 1:
         # The index already measured the one location.
         return [(round(nearest, 2), 0)]
-    # Measured as the index measures (kernels.within, arc_miles), inlined: this runs for every
-    # multi-clinic item of every search.
+    # Measured as the index measures (SearchIndex.search), inlined: this runs for every
+    # multi-clinic item of every search. Sorting positions by distance is stable: ties keep order.
     ox, oy, oz = origin
-    return sorted(
-        [
-            (round(EARTH_RADIUS_MI * acos(min(1.0, x * ox + y * oy + z * oz)), 2), i)
-            for i, (x, y, z) in enumerate(locations)
-        ]
-    )
+    miles = [round(EARTH_RADIUS_MI * acos(min(1.0, x * ox + y * oy + z * oz)), 2) for x, y, z in locations]
+    return [(miles[i], i) for i in sorted(range(len(miles)), key=miles.__getitem__)]
 
 
 def provider_item(hit: SearchHit, disclaimer: str, matched: list[str], origin: Vector | None) -> ProviderItem:

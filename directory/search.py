@@ -400,7 +400,8 @@ class SearchIndex:
         distances: list[float | None] = (
             [None] * len(page_order)
             if near is None
-            else [kernels.arc_miles(-c) for c in near[page_order].tolist()]
+            # Arc length, as schemas.location_distances measures each clinic.
+            else [EARTH_RADIUS_MI * math.acos(min(1.0, -c)) for c in near[page_order].tolist()]
         )
         return SearchResult(
             total=total,
