@@ -1,8 +1,9 @@
 """The in-memory search index each worker keeps of the published directory.
 
 Search must answer in well under a millisecond at 100,000 providers, so it runs on numpy arrays
-instead of SQL: locations sit in one-degree cells, a query reads only the cells its radius touches,
-and per-provider flags, conditions and regions are columns to mask and sum (facets). The index is
+instead of SQL: locations sit in quarter-degree cells, a query reads only the cells its radius
+touches, and each provider's conditions, regions and flags are bits of one word to filter and count
+(facets) in two compiled loops (`kernels.py`). The index is
 a cache of the database with bounded staleness: `DirectoryRefresher` (in `service.py`) applies rows
 whose revision is newer than the index's, so an edit made on any worker shows on every worker within
 a refresh period.
@@ -159,7 +160,7 @@ def _place_key(doc: ProviderDoc) -> int:
 class SearchIndex:
     """Providers by position; positions are never reused while the index lives.
 
-    Locations live in two stores. The main store is sorted by one-degree cell, so the cells of a
+    Locations live in two stores. The main store is sorted by cell (`CELL_DEG`), so the cells of a
     latitude row that a radius touches are one contiguous slice (no gather). Locations added since
     the last compaction sit in a small unsorted delta store that every near query scans whole;
     when it grows past a share of the main store, both are merged and sorted again. Each location
