@@ -11,7 +11,8 @@ COPY web ./web
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+# numba caches the compiled search kernels; site-packages is not the app user's to write.
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 NUMBA_CACHE_DIR=/tmp/numba-cache
 RUN useradd --create-home --uid 10001 orthodex
 WORKDIR /app
 COPY --from=build /wheels /wheels
