@@ -441,6 +441,7 @@ class DirectoryRefresher:
         self.disclaimer = disclaimer
         self.index = SearchIndex()
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     async def start(self) -> None:
         self.index = await anyio.to_thread.run_sync(build_index, self.db, self.disclaimer)
@@ -452,9 +453,20 @@ class DirectoryRefresher:
         gc.freeze()
         self._task = asyncio.create_task(self._run(), name="directory-refresher")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop polling once a refresh in flight has finished (up to `grace_seconds`).
+
+        Cancelling would not stop the worker thread of a refresh in flight: it would read on
+        while the app shuts down and its database goes away (a dropped test schema deadlocked
+        with such a read on PostgreSQL).
+        """
         gc.unfreeze()
-        if self._task is not None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), grace_seconds)
+        except TimeoutError:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
@@ -475,8 +487,11 @@ class DirectoryRefresher:
             return version, load_docs(session, since_revision=seen)
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.period)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.period)
+            if self._stopping.is_set():
+                return
             try:
                 await self.refresh()
             except Exception:
