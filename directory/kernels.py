@@ -174,6 +174,35 @@ def select(
     return condition_counts, region_counts, selected
 
 
+@njit(cache=True, nogil=True)
+def nearest_page(
+    positions: Any, cosines: Any, selected: Any, ids: Any, start: int, size: int
+) -> tuple[int, Any, Any]:
+    """(how many are selected, and `size` of them from `start`: positions, cosines), nearest first.
+
+    Nearest is largest cosine; ties break by provider id (`ids[position]`), so paging is stable.
+    """
+    total = 0
+    for i in range(len(selected)):
+        if selected[i]:
+            total += 1
+    position = np.empty(total, np.int64)
+    nearness = np.empty(total, np.float64)
+    provider = np.empty(total, np.int64)
+    j = 0
+    for i in range(len(selected)):
+        if selected[i]:
+            position[j] = positions[i]
+            nearness[j] = -cosines[i]
+            provider[j] = ids[positions[i]]
+            j += 1
+    # By id, then stably by nearness: nearest first, equals by id.
+    order = np.argsort(provider, kind="mergesort")
+    order = order[np.argsort(nearness[order], kind="mergesort")]
+    page = order[start : start + size]
+    return total, position[page], -nearness[page]
+
+
 def warm_up() -> None:
     """Compile (or load from the cache) the kernels, so no request pays for it."""
     xyz = np.zeros((1, 3))
@@ -186,3 +215,4 @@ def warm_up() -> None:
     mask = np.uint64(0)
     select(flags, alive, mask, mask, mask, mask, 1, 2)
     select(flags, np.zeros(0, dtype=bool), mask, mask, mask, mask, 1, 2)
+    nearest_page(provider, np.ones(1), alive, provider, 0, 1)

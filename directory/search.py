@@ -387,26 +387,25 @@ class SearchIndex:
             REGION_SHIFT,
             FACET_BITS,
         )
-        matched = positions[selected]
-        total = len(matched)
-        near: FloatArray | None = None
-        if cosine is not None:
-            # Nearest first is largest cosine first; ties break by provider id, so paging is stable.
-            near = -cosine[selected]
-            order = np.lexsort((self.provider_ids[matched], near))
-        else:
-            order = np.argsort(self._name_rank()[matched], kind="stable")
         start = (query.page - 1) * query.per_page
-        page_order = order[start : start + query.per_page]
-        distances: list[float | None] = (
-            [None] * len(page_order)
-            if near is None
+        distances: list[float | None]
+        if cosine is not None:
+            # Nearest first; ties break by provider id, so paging is stable.
+            total, page, page_cosines = kernels.nearest_page(
+                positions, cosine, selected, self.provider_ids, start, query.per_page
+            )
             # Arc length, as schemas.location_distances measures each clinic.
-            else [EARTH_RADIUS_MI * math.acos(min(1.0, -c)) for c in near[page_order].tolist()]
-        )
+            distances = [EARTH_RADIUS_MI * math.acos(min(1.0, c)) for c in page_cosines.tolist()]
+        else:
+            matched = positions[selected]
+            total = len(matched)
+            page = matched[
+                np.argsort(self._name_rank()[matched], kind="stable")[start : start + query.per_page]
+            ]
+            distances = [None] * len(page)
         return SearchResult(
             total=total,
-            positions=matched[page_order].tolist(),
+            positions=page.tolist(),
             distances=distances,
             region_counts={s: c for s, c in zip(REGION_SLUGS, for_regions.tolist(), strict=True) if c},
             condition_counts={
