@@ -1,8 +1,9 @@
-"""The search index's two inner loops, compiled with numba.
+"""The search index's inner loops, compiled with numba.
 
-A search touches a few thousand locations. As numpy calls, the radius scan and the facet counts
-are some forty small operations whose fixed cost (a microsecond or more each) outweighs the work
-itself; as two compiled loops they cost a few microseconds in all. Compiled code is cached next to
+A search touches a few thousand locations. As numpy calls, the radius scan, the filters with their
+facet counts and the page's ranking are some forty small operations whose fixed cost (a
+microsecond or more each) outweighs the work itself; as three compiled loops they cost a few tens
+of microseconds in all. Compiled code is cached next to
 this file (or in NUMBA_CACHE_DIR), and `warm_up` compiles it before a worker takes requests.
 """
 

@@ -3,7 +3,7 @@
 Search must answer in well under a millisecond at 100,000 providers, so it runs on numpy arrays
 instead of SQL: locations sit in quarter-degree cells, a query reads only the cells its radius
 touches, and each provider's conditions, regions and flags are bits of one word to filter and count
-(facets) in two compiled loops (`kernels.py`). The index is
+(facets) in compiled loops (`kernels.py`). The index is
 a cache of the database with bounded staleness: `DirectoryRefresher` (in `service.py`) applies rows
 whose revision is newer than the index's, so an edit made on any worker shows on every worker within
 a refresh period.
