@@ -3,8 +3,8 @@
 A search touches a few thousand locations. As numpy calls, the radius scan, the filters with their
 facet counts and the page's ranking are some forty small operations whose fixed cost (a
 microsecond or more each) outweighs the work itself; as three compiled loops they cost a few tens
-of microseconds in all. Compiled code is cached next to
-this file (or in NUMBA_CACHE_DIR), and `warm_up` compiles it before a worker takes requests.
+of microseconds in all. Compiled code is cached next to this file (or in NUMBA_CACHE_DIR), and
+`warm_up` compiles it before a worker takes requests.
 """
 
 from __future__ import annotations
@@ -52,8 +52,14 @@ def _scan(
 
 @njit(cache=True, nogil=True)
 def _row_key(row: int, column: int) -> int:
-    # As directory.search._row_key: cells sort by latitude row, then longitude column.
+    # Cells sort by latitude row, then longitude column.
     return (row + 1000) * 10_000 + (column + 1000)
+
+
+@njit(cache=True, nogil=True)
+def cell_key(lat: float, lon: float, cell: float) -> int:
+    """The key of the cell (`cell` degrees square) holding a point; the main store sorts on it."""
+    return _row_key(math.floor(lat / cell), math.floor(lon / cell))
 
 
 @njit(cache=True, nogil=True)
@@ -217,3 +223,4 @@ def warm_up() -> None:
     select(flags, alive, mask, mask, mask, mask, 1, 2)
     select(flags, np.zeros(0, dtype=bool), mask, mask, mask, mask, 1, 2)
     nearest_page(provider, np.ones(1), alive, provider, 0, 1)
+    cell_key(0.0, 0.0, 1.0)

@@ -142,12 +142,10 @@ def _flags(doc: ProviderDoc) -> int:
     return flags
 
 
-def _row_key(row: int, column: int) -> int:
-    return (row + 1000) * 10_000 + (column + 1000)
-
-
 def _cell_key(lat: float, lon: float) -> int:
-    return _row_key(math.floor(lat / CELL_DEG), math.floor(lon / CELL_DEG))
+    # The scan kernel finds cells by the same keys.
+    key: int = kernels.cell_key(lat, lon, CELL_DEG)
+    return key
 
 
 def _place_key(doc: ProviderDoc) -> int:
