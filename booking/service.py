@@ -852,12 +852,17 @@ _UNKNOWN_LINK = "No registration for this link. Check that you copied the whole 
 
 
 def _seat_by_token(connection: Connection, token: str) -> Seat:
-    seat = None
-    if token and len(token) <= _TOKEN_MAX:
-        seat = _seat(connection, _SEAT_BY_TOKEN, token_hash=token_digest(token))
+    seat = _seat(connection, _SEAT_BY_TOKEN, token_hash=_link_digest(token))
     if seat is None:
         raise NotFound(_UNKNOWN_LINK)
     return seat
+
+
+def _link_digest(token: str) -> str:
+    """The stored digest of a private link's token; NotFound for what cannot be one."""
+    if not token or len(token) > _TOKEN_MAX:
+        raise NotFound(_UNKNOWN_LINK)
+    return token_digest(token)
 
 
 def _waitlist_position(connection: Connection, seat: Seat) -> int | None:
@@ -1015,7 +1020,7 @@ class InviteFiles:
         """`file_for`, called on the event loop: what would block the loop runs in a worker thread."""
         if not self._select_on_loop:
             return await anyio.to_thread.run_sync(self.file_for, token)
-        digest = _invite_digest(token)
+        digest = _link_digest(token)
         if self._loop_connection is None:
             # Out of the pool for good; closed when the engine is disposed (see below).
             self._loop_connection = self._db.engine.raw_connection()
@@ -1029,7 +1034,7 @@ class InviteFiles:
 
     def file_for(self, token: str) -> bytes:
         """The file: METHOD:REQUEST while the seat is held, METHOD:CANCEL once it is not."""
-        digest = _invite_digest(token)
+        digest = _link_digest(token)
         connection = self._db.engine.raw_connection()
         try:
             row = self._select(connection, digest)
@@ -1078,12 +1083,6 @@ class InviteFiles:
         connection, self._loop_connection = self._loop_connection, None
         if connection is not None:
             connection.close()
-
-
-def _invite_digest(token: str) -> str:
-    if not token or len(token) > _TOKEN_MAX:
-        raise NotFound(_UNKNOWN_LINK)
-    return token_digest(token)
 
 
 @dataclass(frozen=True, slots=True)
