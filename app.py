@@ -25,7 +25,7 @@ from booking.admin_pages import OutboxAdminPages, SessionAdminPages, WebinarAdmi
 from booking.messages import RENDERERS as BOOKING_RENDERERS
 from booking.pages import RegistrationPages, WebinarPages, presenter_webinars
 from booking.routes import WebinarController, WebinarFeedController
-from booking.service import InviteFiles
+from booking.service import InviteFiles, Registrar
 from core.cli import CLIPlugin
 from core.db import Database
 from core.http import health, http_error, internal_error
@@ -99,6 +99,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "disclaimer": disclaimer,
                 # invite.ics downloads, with this process's cache of built files (booking.routes).
                 "invite_files": InviteFiles(db, settings),
+                # POST registrations, on the event loop where SQLite allows (booking.routes).
+                "registrar": Registrar(db, settings),
                 # Profiles list the webinars a provider presents (directory never imports booking).
                 PRESENTER_WEBINARS: presenter_webinars(db, directory, settings),
             }

@@ -23,6 +23,8 @@ PRODID = "-//Orthodex//Webinars//EN"
 # Control characters have no place in a CN or a one-line property.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _LINE_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]+")
+# What the "add to calendar" links leave unquoted in their values.
+_LINK_SAFE = "/:"
 
 
 @dataclass(frozen=True)
@@ -176,11 +178,11 @@ def google_calendar_url(event: InviteEvent) -> str:
         "action": "TEMPLATE",
         "text": event.summary,
         "dates": f"{_utc(event.start):%Y%m%dT%H%M%SZ}/{_utc(event.end):%Y%m%dT%H%M%SZ}",
-        "details": _details(event),
+        "details": calendar_details(event),
     }
     if event.location:
         query["location"] = event.location
-    return "https://calendar.google.com/calendar/render?" + urlencode(query, safe="/:", quote_via=quote)
+    return "https://calendar.google.com/calendar/render?" + urlencode(query, safe=_LINK_SAFE, quote_via=quote)
 
 
 def outlook_calendar_url(event: InviteEvent) -> str:
@@ -191,12 +193,12 @@ def outlook_calendar_url(event: InviteEvent) -> str:
         "subject": event.summary,
         "startdt": f"{_utc(event.start):%Y-%m-%dT%H:%M:%SZ}",
         "enddt": f"{_utc(event.end):%Y-%m-%dT%H:%M:%SZ}",
-        "body": _details(event),
+        "body": calendar_details(event),
     }
     if event.location:
         query["location"] = event.location
     return "https://outlook.live.com/calendar/0/deeplink/compose?" + urlencode(
-        query, safe="/:", quote_via=quote
+        query, safe=_LINK_SAFE, quote_via=quote
     )
 
 
@@ -273,6 +275,15 @@ def _text(value: str) -> str:
     return _LINE_UNSAFE.sub(" ", value.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-def _details(event: InviteEvent) -> str:
-    # Browsers and Google's form cut very long links; the description is a courtesy copy.
-    return "\n\n".join(part for part in (event.description[:1500], event.url or "") if part)
+# Browsers and Google's form cut very long links; the description is a courtesy copy.
+DETAILS_MAX = 1500
+
+
+def calendar_details(event: InviteEvent) -> str:
+    """The details (body) of the "add to calendar" links: the description, then the event's URL."""
+    return "\n\n".join(part for part in (event.description[:DETAILS_MAX], event.url or "") if part)
+
+
+def quote_link_text(value: str) -> str:
+    """A value as the calendar links quote it."""
+    return quote(value, safe=_LINK_SAFE)

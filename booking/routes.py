@@ -11,6 +11,7 @@ from litestar.exceptions import (
     ClientException,
     HTTPException,
     NotFoundException,
+    ServiceUnavailableException,
     TooManyRequestsException,
     ValidationException,
 )
@@ -21,12 +22,14 @@ from booking.schemas import RegistrationIn, RegistrationOut, WebinarOut
 from booking.service import (
     DEFAULT_LIMITS,
     BookingError,
+    Busy,
     IdempotencyMismatch,
     InvalidInput,
     InviteFiles,
     LimitReached,
     NoInviteYet,
     NotFound,
+    Registrar,
     RegistrationClosed,
     RegistrationLimits,
     SessionLocked,
@@ -35,7 +38,6 @@ from booking.service import (
     get_webinar,
     list_webinars,
     public_feed,
-    register,
 )
 from core.db import Database
 from core.settings import Settings
@@ -85,6 +87,8 @@ def http_error_for(exc: BookingError) -> HTTPException:
             )
         case LimitReached():
             return TooManyRequestsException(exc.detail, headers={"Retry-After": str(exc.retry_after)})
+        case Busy():
+            return ServiceUnavailableException(exc.detail, headers={"Retry-After": "60"})
         case IdempotencyMismatch():
             return ClientException(exc.detail, status_code=HTTP_422_UNPROCESSABLE_ENTITY)
         case RegistrationClosed() | NoInviteYet() | SessionLocked():
@@ -146,15 +150,14 @@ class WebinarController(Controller):
     @post(
         "/sessions/{session_id:int}/registrations",
         operation_id="registerForSession",
-        sync_to_thread=True,
         cache_control=PRIVATE,
     )
-    def register(
+    async def register(
         self,
         session_id: FromPath[int],
         data: JSONBody[RegistrationIn],
-        # The state itself, not three dependencies: Litestar resolves sibling dependencies in an
-        # anyio task group, a tenth of this route's CPU under a rush of sign-ups.
+        # The state itself, not dependencies: Litestar resolves sibling dependencies in an anyio
+        # task group, a tenth of this route's CPU under a rush of sign-ups.
         state: State,
         idempotency_key: Annotated[
             str | None,
@@ -167,14 +170,10 @@ class WebinarController(Controller):
         ] = None,
     ) -> Response[RegistrationOut]:
         """Register for a session: 201 confirmed or waitlisted; 200 if this address is already registered."""
+        registrar: Registrar = state.registrar
         try:
-            status, out = register(
-                provide_db(state),
-                provide_settings(state),
-                session_id,
-                data,
-                idempotency_key=idempotency_key,
-                limits=provide_limits(state),
+            status, out = await registrar.register(
+                session_id, data, idempotency_key=idempotency_key, limits=provide_limits(state)
             )
         except BookingError as exc:
             raise http_error_for(exc) from exc

@@ -15,36 +15,55 @@ On SQLite every write transaction begins IMMEDIATE and runs alone.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
+import logging
 import re
+import sqlite3
 import threading
+import time
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache, partial
 from typing import Any, Literal
 from urllib.parse import urlsplit
-from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import anyio.to_thread
 import msgspec
-from sqlalchemy import Connection, Engine, Select, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.event import listen
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session, col
 
 from booking.invites import (
+    DETAILS_MAX,
     InviteEvent,
     build_feed,
     build_invite,
     google_calendar_url,
     outlook_calendar_url,
+    quote_link_text,
 )
 from booking.messages import (
     InviteSpec,
@@ -81,11 +100,13 @@ from booking.schemas import (
     manage_page_url,
     webinar_page_url,
 )
-from core.db import Database
-from core.mail import PayloadMail, cancel_pending, enqueue_payloads
+from core.db import BUSY_TIMEOUT_S, Database, Prepared
+from core.mail import OUTBOX, OUTBOX_ROW_COLUMNS, PayloadMail, cancel_pending, enqueue_payloads, outbox_rows
 from core.settings import Settings
 from directory.search import ProviderDoc, SearchIndex
 from directory.taxonomy import CONDITION_BY_SLUG, REGION_BY_SLUG
+
+log = logging.getLogger(__name__)
 
 CONFIRMED, WAITLISTED, CANCELLED = (
     RegistrationStatus.confirmed,
@@ -134,6 +155,10 @@ class NoInviteYet(BookingError):
 
 class SessionLocked(BookingError):
     """409: a cancelled session cannot be changed."""
+
+
+class Busy(BookingError):
+    """The database stayed busy for as long as a request may wait."""
 
 
 class LimitReached(BookingError):
@@ -220,9 +245,6 @@ def _host(settings: Settings) -> str:
     return urlsplit(settings.base_url).hostname or "orthodex.invalid"
 
 
-_WRITERS: WeakKeyDictionary[Database, threading.Lock] = WeakKeyDictionary()
-
-
 class _OpenWrites(threading.local):
     def __init__(self) -> None:
         self.by_db: dict[Database, Session] = {}
@@ -233,12 +255,7 @@ _OPEN_WRITES = _OpenWrites()
 
 @contextmanager
 def writing(db: Database) -> Iterator[Session]:
-    """`db.write()`, with this process's writers to SQLite taking turns on a lock first.
-
-    SQLite lets one writer in at a time and makes the others poll with growing sleeps (1, 2, 5,
-    10 ms ...); under a rush that sleeping, not the work, sets the pace. Waiting on a lock here
-    hands the database over the moment the previous writer commits. Other processes still queue
-    on SQLite's busy timeout, and PostgreSQL needs none of this.
+    """`db.write()`, joined by the service calls made inside it.
 
     Inside another `writing(db)` block of the same thread it joins that transaction (like nested
     `atomic()` in Django): booking.admin_service wraps a service call and its audit entry in one
@@ -248,8 +265,7 @@ def writing(db: Database) -> Iterator[Session]:
     if joined is not None:
         yield joined
         return
-    lock = _WRITERS.setdefault(db, threading.Lock()) if db.is_sqlite else nullcontext()
-    with lock, db.write() as session:
+    with db.write() as session:
         _OPEN_WRITES.by_db[db] = session
         try:
             yield session
@@ -501,7 +517,9 @@ _TO_REGISTER = (
         .where(
             REG.c.session_id == bindparam("session_id"),
             REG.c.email == bindparam("email"),
-            REG.c.status != CANCELLED,
+            # Written out as the partial unique index's own condition: with a bound value, SQLite
+            # plans the statement again at every execution to see whether that index applies.
+            REG.c.status != literal_column(f"'{CANCELLED.value}'"),
         )
         .scalar_subquery()
         .label("existing"),
@@ -540,9 +558,29 @@ _WAITLIST_PLACE = select(func.count()).where(
 _REKEY = (
     update(REG).where(REG.c.id == bindparam("registration_id")).values(token_hash=bindparam("new_token_hash"))
 )
+_REGISTRATION_COLUMNS = (
+    "session_id",
+    "name",
+    "email",
+    "status",
+    "waitlist_ticket",
+    "token_hash",
+    "invite_uid",
+    "sequence",
+    "consent",
+    "created_at",
+    "updated_at",
+    "confirmed_at",
+    "cancelled_at",
+)
+KEY: Table = IdempotencyKey.__table__  # type: ignore[attr-defined]
+_KEY_COLUMNS = ("key_hash", "request_hash", "registration_id", "status_code", "body", "created_at")
+_IDEMPOTENCY_KEY = select(KEY.c.request_hash, KEY.c.registration_id, KEY.c.status_code, KEY.c.body).where(
+    KEY.c.key_hash == bindparam("key_hash")
+)
 # First answers to keyed requests are kept this long: no client retries a registration later.
 IDEMPOTENCY_KEEPS = timedelta(days=1)
-_FORGET_KEYS = delete(IdempotencyKey).where(col(IdempotencyKey.created_at) < bindparam("before"))
+_FORGET_KEYS = delete(KEY).where(KEY.c.created_at < bindparam("before"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -631,19 +669,16 @@ def register(
     retry carrying the first request's Idempotency-Key gets the first answer again. The e-mail a
     new registration is owed (and its reminder) is in the outbox when this returns.
     """
-    name, email = clean_name(form.name), normalise_email(form.email)
-    key_hash = _sha256("idempotency-key", idempotency_key) if idempotency_key is not None else None
-    request_hash = _sha256(session_id, email)
+    request = _RegistrationRequest.of(session_id, form, idempotency_key, limits)
     attempts = 3
     for attempt in range(attempts):
         try:
             with writing(db) as session:
-                status_code, answer = _register(
-                    session, settings, session_id, name, email, form.consent, key_hash, request_hash, limits
-                )
+                connection = session.connection()
+                answer = _register(_dbapi(connection), _statements(connection.dialect), settings, request)
             # The view (calendar links and all) is built after the commit, not while holding locks.
-            return status_code, answer if isinstance(answer, RegistrationOut) else answer.view(settings)
-        except IntegrityError:
+            return answer.status_code, answer.out(settings)
+        except (IntegrityError, db.engine.dialect.loaded_dbapi.IntegrityError):
             # A concurrent request for the same address or key committed first (PostgreSQL; the
             # unique indexes caught it). The next attempt sees its row and answers from it.
             if attempt == attempts - 1:
@@ -651,89 +686,273 @@ def register(
     raise AssertionError("unreachable")
 
 
+# The registrar's commits between two checkpoints: about SQLite's own default of 1,000 WAL pages.
+CHECKPOINT_EVERY = 64
+
+
+class Registrar:
+    """`register` as the API's event loop calls it: on SQLite, on the loop itself.
+
+    On SQLite a registration is a few hundred microseconds of work on a local file, and writers
+    take turns anyway. Handing each to a worker thread and back, with a rush of sign-ups making
+    sixteen threads take turns on the GIL, cost more than the transaction itself. So it runs on the
+    event loop, on a connection of its own, between two awaits: nothing else on the loop can write
+    in the middle of it. It waits for its turn without blocking the loop: this process's writers'
+    turn (`Database.writer_turn`) is tried without waiting, and the connection's busy timeout is 0,
+    so another writer (the outbox worker, an admin, another process) makes it sleep and try again,
+    as SQLite's own busy handler would. On PostgreSQL, where each statement is a network round trip,
+    `register` runs in a worker thread. One per app.
+    """
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self._db = db
+        self._settings = settings
+        self._sql = _statements(db.engine.dialect)
+        self._connection: PoolProxiedConnection | None = None
+        # How long a registration waits for its turn before it is answered 503.
+        self.wait_seconds: float = BUSY_TIMEOUT_S
+        self.checkpoint_every = CHECKPOINT_EVERY
+        self._commits = 0
+        self._checkpointing: asyncio.Future[None] | None = None
+        if db.writer_turn is not None:
+            listen(db.engine, "engine_disposed", self._close)
+
+    async def register(
+        self,
+        session_id: int,
+        form: RegistrationIn,
+        *,
+        idempotency_key: str | None = None,
+        limits: RegistrationLimits = DEFAULT_LIMITS,
+    ) -> tuple[int, RegistrationOut]:
+        """`register`, awaited."""
+        if self._db.writer_turn is None:
+            return await anyio.to_thread.run_sync(
+                partial(
+                    register,
+                    self._db,
+                    self._settings,
+                    session_id,
+                    form,
+                    idempotency_key=idempotency_key,
+                    limits=limits,
+                )
+            )
+        request = _RegistrationRequest.of(session_id, form, idempotency_key, limits)
+        deadline = time.monotonic() + self.wait_seconds
+        pause = 0.0005
+        while (answer := self._register_now(request)) is None:
+            if time.monotonic() > deadline:
+                raise Busy(
+                    "We are taking a great many registrations right now. Please try again in a minute."
+                )
+            await anyio.sleep(pause)
+            pause = min(pause * 2, 0.01)
+        self._commits += 1
+        if self._commits >= self.checkpoint_every and self._checkpointing is None:
+            self._commits = 0
+            self._checkpointing = asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+            self._checkpointing.add_done_callback(self._checkpointed)
+        return answer.status_code, answer.out(self._settings)
+
+    def _checkpoint(self) -> None:
+        # PASSIVE: copies what it can without waiting for (or holding up) readers and writers.
+        connection = self._db.engine.raw_connection()
+        try:
+            connection.dbapi_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")  # type: ignore[union-attr]
+        finally:
+            connection.close()
+
+    def _checkpointed(self, done: asyncio.Future[None]) -> None:
+        self._checkpointing = None
+        if not done.cancelled() and done.exception() is not None:
+            # The next one will try again; other connections' commits checkpoint as well.
+            log.error("WAL checkpoint failed", exc_info=done.exception())
+
+    def _register_now(self, request: _RegistrationRequest) -> _Answer | None:
+        """The registration, committed; None if another writer has the database now."""
+        turn = self._db.writer_turn
+        assert turn is not None
+        if not turn.acquire(blocking=False):
+            return None
+        try:
+            raw = self._raw()
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                    return None
+                raise
+            try:
+                answer = _register(raw, self._sql, self._settings, request)
+                raw.execute("COMMIT")
+            except BaseException:
+                if raw.in_transaction:  # (SQLite ends it itself after some errors)
+                    raw.execute("ROLLBACK")
+                raise
+            return answer
+        finally:
+            turn.release()
+
+    def _raw(self) -> Any:
+        if self._connection is None:
+            # Out of the pool for good; closed when the engine is disposed (see below).
+            connection = self._db.engine.raw_connection()
+            connection.detach()
+            driver = connection.dbapi_connection
+            assert driver is not None
+            driver.execute("PRAGMA busy_timeout=0")
+            # Its commits do not checkpoint: a checkpoint copies the WAL into the database file
+            # and syncs both, a quarter of a registration's time when the loop waited for it.
+            # A worker thread runs them instead (`_checkpoint`).
+            driver.execute("PRAGMA wal_autocheckpoint=0")
+            self._connection = connection
+        return self._connection.dbapi_connection
+
+    def _close(self, _engine: Engine) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+def _dbapi(connection: Connection) -> Any:
+    """The driver's connection under a Core connection, in the same transaction."""
+    return connection.connection.dbapi_connection
+
+
+@dataclass(frozen=True, slots=True)
+class _RegistrationRequest:
+    """A registration form, checked and normalised, with what the request's hashes say."""
+
+    session_id: int
+    name: str
+    email: str
+    consent: bool
+    key_hash: str | None
+    request_hash: str
+    limits: RegistrationLimits
+
+    @classmethod
+    def of(
+        cls, session_id: int, form: RegistrationIn, idempotency_key: str | None, limits: RegistrationLimits
+    ) -> _RegistrationRequest:
+        email = normalise_email(form.email)
+        return cls(
+            session_id=session_id,
+            name=clean_name(form.name),
+            email=email,
+            consent=form.consent,
+            key_hash=_sha256("idempotency-key", idempotency_key) if idempotency_key is not None else None,
+            request_hash=_sha256(session_id, email),
+            limits=limits,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
-    """What a registration request is told, before it is rendered as a `RegistrationOut`."""
+    """What a registration request is told: a stored first answer, or one to render from its seat."""
 
-    seat: Seat
-    position: int | None
-    token: str | None
-    message: str
+    status_code: int
+    seat: Seat | None = None
+    position: int | None = None
+    token: str | None = None
+    message: str = ""
+    rendered: RegistrationOut | None = None
 
-    def view(self, settings: Settings) -> RegistrationOut:
+    def out(self, settings: Settings) -> RegistrationOut:
+        if self.rendered is not None:
+            return self.rendered
+        assert self.seat is not None
         return _view(settings, self.seat, self.position, token=self.token, message=self.message)
 
 
-def _register(
-    session: Session,
-    settings: Settings,
-    session_id: int,
-    name: str,
-    email: str,
-    consent: bool,
-    key_hash: str | None,
-    request_hash: str,
-    limits: RegistrationLimits,
-) -> tuple[int, RegistrationOut | _Answer]:
+class _Statements:
+    """The registration path's statements, compiled once per dialect (see `core.db.Prepared`).
+
+    A sign-up is a handful of indexed statements on small rows; run through Core or the ORM, the
+    bookkeeping around each cost more than SQLite's work, and a rush of sign-ups is the load the
+    booking side has to carry.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.key = Prepared(_IDEMPOTENCY_KEY, dialect)
+        lock_email = select(func.pg_advisory_xact_lock(bindparam("lock_key")))
+        self.lock_email = Prepared(lock_email, dialect) if dialect.name == "postgresql" else None
+        self.to_register = Prepared(_TO_REGISTER, dialect)
+        self.seat_by_id = Prepared(_SEAT_BY_ID, dialect)
+        self.waitlist_place = Prepared(_WAITLIST_PLACE, dialect)
+        self.claim_seat = Prepared(_CLAIM_SEAT, dialect)
+        self.waitlist_ticket = Prepared(_WAITLIST_TICKET, dialect)
+        self.add_registration = Prepared(insert(REG).returning(REG.c.id), dialect, _REGISTRATION_COLUMNS)
+        self.add_mail = Prepared(insert(OUTBOX), dialect, OUTBOX_ROW_COLUMNS)
+        self.forget_keys = Prepared(_FORGET_KEYS, dialect)
+        self.add_key = Prepared(insert(KEY), dialect, _KEY_COLUMNS)
+
+
+_STATEMENTS: dict[tuple[str, str], _Statements] = {}
+
+
+def _statements(dialect: Dialect) -> _Statements:
+    key = (dialect.name, dialect.driver)
+    found = _STATEMENTS.get(key)
+    if found is None:
+        found = _STATEMENTS[key] = _Statements(dialect)
+    return found
+
+
+def _register(raw: Any, sql: _Statements, settings: Settings, request: _RegistrationRequest) -> _Answer:
+    """The registration's transaction, on the driver's connection `raw` (the caller begins and commits)."""
     now = utcnow()
-    connection = session.connection()
-    if key_hash is not None:
-        stored = session.get(IdempotencyKey, key_hash)
+    if request.key_hash is not None:
+        stored = sql.key.first(raw, key_hash=request.key_hash)
         if stored is not None:
-            if stored.request_hash != request_hash:
+            if stored.request_hash != request.request_hash:
                 raise IdempotencyMismatch(
                     "This Idempotency-Key was already used for a different registration. "
                     "Send a new key with each new request."
                 )
-            return stored.status_code, _replay(connection, settings, stored)
-    if connection.dialect.name == "postgresql":
+            return _replay(raw, sql, settings, stored)
+    if sql.lock_email is not None:
         # Serialise requests for one address (across sessions too): the per-address limit and
         # the one-registration rule are then checked against everything committed before.
-        connection.execute(select(func.pg_advisory_xact_lock(_lock_key("registration-email", email))))
-    found = connection.execute(
-        _TO_REGISTER,
-        {
-            "session_id": session_id,
-            "email": email,
-            "day_ago": now - timedelta(days=1),
-            "minute_ago": now - timedelta(minutes=1),
-        },
-    ).first()
+        sql.lock_email.first(raw, lock_key=_lock_key("registration-email", request.email))
+    found = sql.to_register.first(
+        raw,
+        session_id=request.session_id,
+        email=request.email,
+        day_ago=now - timedelta(days=1),
+        minute_ago=now - timedelta(minutes=1),
+    )
     if found is not None and found.existing is not None:
-        status_code = 200
-        seat = _seat(connection, _SEAT_BY_ID, registration_id=found.existing)
-        assert seat is not None
+        seat = _seat_row(sql.seat_by_id.first(raw, registration_id=found.existing))
         answer = _Answer(
+            200,
             seat,
-            _waitlist_position(connection, seat),
+            _waitlist_position(raw, sql, seat),
             None,
             "This e-mail address is already registered for this session. Your private link "
             "to manage it is in the e-mail we sent when you registered.",
         )
     else:
-        status_code = 201
-        seat, position = _new_registration(
-            session, settings, session_id, found, name, email, consent, limits, now
-        )
+        seat, position = _new_registration(raw, sql, settings, request, found, now)
         token = registration_token(settings.secret_key, seat.invite_uid)
-        answer = _Answer(seat, position, token, _status_message(seat, position))
-    if key_hash is None:
-        return status_code, answer
+        answer = _Answer(201, seat, position, token, _status_message(seat, position))
+    if request.key_hash is None:
+        return answer
     # The first answer is stored with the registration, so it is built here.
-    out = answer.view(settings)
-    connection.execute(_FORGET_KEYS, {"before": now - IDEMPOTENCY_KEEPS})
-    session.add(
-        IdempotencyKey(
-            key_hash=key_hash,
-            request_hash=request_hash,
-            registration_id=seat.registration_id,
-            status_code=status_code,
-            body=msgspec.to_builtins(_without_secrets(out)),
-            created_at=now,
-        )
+    out = answer.out(settings)
+    sql.forget_keys.rowcount(raw, before=now - IDEMPOTENCY_KEEPS)
+    assert answer.seat is not None
+    sql.add_key.rowcount(
+        raw,
+        key_hash=request.key_hash,
+        request_hash=request.request_hash,
+        registration_id=answer.seat.registration_id,
+        status_code=answer.status_code,
+        body=msgspec.to_builtins(_without_secrets(out)),
+        created_at=now,
     )
-    session.flush()
-    return status_code, out
+    return _Answer(answer.status_code, rendered=out)
 
 
 def _lock_key(scope: str, value: str) -> int:
@@ -741,20 +960,18 @@ def _lock_key(scope: str, value: str) -> int:
 
 
 def _new_registration(
-    session: Session,
+    raw: Any,
+    sql: _Statements,
     settings: Settings,
-    session_id: int,
+    request: _RegistrationRequest,
     found: Any,
-    name: str,
-    email: str,
-    consent: bool,
-    limits: RegistrationLimits,
     now: datetime,
 ) -> tuple[Seat, int | None]:
     """Insert the registration with its e-mails; returns it and its waitlist position (if any).
 
     `found` is the row of `_TO_REGISTER` (None: no such session).
     """
+    session_id, limits = request.session_id, request.limits
     if found is None or not found.published:
         raise NotFound(f"No webinar session {session_id}. GET /api/webinars lists the open ones.")
     if found.status != SCHEDULED:
@@ -777,41 +994,39 @@ def _new_registration(
             "This session is taking too many registrations at once. Please try again in a minute.",
             retry_after=60,
         )
-    connection = session.connection()
-    claimed = connection.execute(_CLAIM_SEAT, {"session_id": session_id}).rowcount == 1
-    ticket = None
-    if not claimed:
-        ticket = connection.execute(_WAITLIST_TICKET, {"session_id": session_id}).scalar_one()
+    claimed = sql.claim_seat.rowcount(raw, session_id=session_id) == 1
+    ticket = None if claimed else sql.waitlist_ticket.scalar(raw, session_id=session_id)
     uid = f"{uuid.uuid4()}@{_host(settings)}"
     status = CONFIRMED if claimed else WAITLISTED
-    values: dict[str, Any] = {
-        "session_id": session_id,
-        "name": name,
-        "email": email,
-        "status": status,
-        "waitlist_ticket": ticket,
-        "token_hash": token_digest(registration_token(settings.secret_key, uid)),
-        "invite_uid": uid,
-        "sequence": 0,
-        "consent": consent,
-        "created_at": now,
-        "updated_at": now,
-        "confirmed_at": now if claimed else None,
-        "cancelled_at": None,
-    }
-    [registration_id] = connection.execute(insert(REG), values).inserted_primary_key or [None]
+    token_hash = token_digest(registration_token(settings.secret_key, uid))
+    registration_id = sql.add_registration.scalar(
+        raw,
+        session_id=session_id,
+        name=request.name,
+        email=request.email,
+        status=status,
+        waitlist_ticket=ticket,
+        token_hash=token_hash,
+        invite_uid=uid,
+        sequence=0,
+        consent=request.consent,
+        created_at=now,
+        updated_at=now,
+        confirmed_at=now if claimed else None,
+        cancelled_at=None,
+    )
     assert registration_id is not None
     seat = Seat(
         registration_id=registration_id,
         session_id=session_id,
-        name=name,
-        email=email,
+        name=request.name,
+        email=request.email,
         status=status,
         waitlist_ticket=ticket,
         invite_uid=uid,
-        token_hash=values["token_hash"],
+        token_hash=token_hash,
         sequence=0,
-        consent=consent,
+        consent=request.consent,
         created_at=now,
         updated_at=now,
         starts_at=found.starts_at,
@@ -824,12 +1039,15 @@ def _new_registration(
         webinar_title=found.title,
     )
     if claimed:
-        confirmation = mail_about(settings, seat, MessageKind.confirmed, "REQUEST", now)
-        enqueue_payloads(session, [confirmation, *_reminder(settings, seat, now)], sender=settings.mail_from)
-        return seat, None
-    position = _waitlist_position(connection, seat)
-    notice = mail_about(settings, seat, MessageKind.waitlisted, None, now, waitlist_position=position)
-    enqueue_payloads(session, [notice], sender=settings.mail_from)
+        position = None
+        mails = [
+            mail_about(settings, seat, MessageKind.confirmed, "REQUEST", now),
+            *_reminder(settings, seat, now),
+        ]
+    else:
+        position = _waitlist_position(raw, sql, seat)
+        mails = [mail_about(settings, seat, MessageKind.waitlisted, None, now, waitlist_position=position)]
+    sql.add_mail.executemany(raw, outbox_rows(mails, sender=settings.mail_from, now=now))
     return seat, position
 
 
@@ -865,15 +1083,16 @@ def _link_digest(token: str) -> str:
     return token_digest(token)
 
 
-def _waitlist_position(connection: Connection, seat: Seat) -> int | None:
+def _waitlist_position(raw: Any, sql: _Statements, seat: Seat) -> int | None:
     """1 = next in line. Counted, not stored: it shrinks as people ahead leave or move up."""
     if seat.status != WAITLISTED or seat.waitlist_ticket is None:
         return None
-    return int(
-        connection.execute(
-            _WAITLIST_PLACE, {"session_id": seat.session_id, "ticket": seat.waitlist_ticket}
-        ).scalar_one()
-    )
+    return int(sql.waitlist_place.scalar(raw, session_id=seat.session_id, ticket=seat.waitlist_ticket))
+
+
+def _seat_row(row: Any) -> Seat:
+    assert row is not None
+    return Seat(**row._asdict())
 
 
 def invite_event(network_name: str, seat: Seat, manage_url: str) -> InviteEvent:
@@ -916,8 +1135,7 @@ def _view(
         ics = invite_ics_url(settings.base_url, token)
         if seat.holds_seat:
             join = seat.join_url
-            event = invite_event(settings.network_name, seat, manage)
-            google, outlook = google_calendar_url(event), outlook_calendar_url(event)
+            google, outlook = _calendar_links(settings.network_name, seat, manage)
     return RegistrationOut(
         status=seat.status,
         token=token,
@@ -944,6 +1162,59 @@ def _view(
     )
 
 
+def _calendar_links(network_name: str, seat: Seat, manage_url: str) -> tuple[str, str]:
+    """The seat holder's "add to Google Calendar" and Outlook links.
+
+    They are the same for everyone at a session but for the manage link in the details, so each
+    session's pair is built once with a stand-in there, and each registrant's link (URL-quoted)
+    replaces it: the same text as building them whole, which a test holds them to.
+    """
+    templates = _calendar_link_templates(
+        network_name, seat.webinar_title, seat.starts_at, seat.ends_at, seat.join_url
+    )
+    if templates is None or templates.description_length + len(manage_url) > DETAILS_MAX:
+        event = invite_event(network_name, seat, manage_url)
+        return google_calendar_url(event), outlook_calendar_url(event)
+    quoted = quote_link_text(manage_url)
+    return templates.google.replace(_QUOTED_STAND_IN, quoted), templates.outlook.replace(
+        _QUOTED_STAND_IN, quoted
+    )
+
+
+# A private-use character: a title containing it gets no template (see below), not a wrong link.
+_STAND_IN = "\ue000"
+_QUOTED_STAND_IN = quote_link_text(_STAND_IN)
+
+
+@dataclass(frozen=True, slots=True)
+class _LinkTemplates:
+    google: str
+    outlook: str
+    # The description's length without the stand-in: the links cut it at DETAILS_MAX.
+    description_length: int
+
+
+@lru_cache(maxsize=1024)
+def _calendar_link_templates(
+    network_name: str, title: str, starts_at: datetime, ends_at: datetime, join_url: str
+) -> _LinkTemplates | None:
+    event = attendee_event(
+        uid="-",
+        sequence=0,
+        network_name=network_name,
+        webinar_title=title,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        join_url=join_url,
+        manage_url=_STAND_IN,
+        cancelled=False,
+    )
+    google, outlook = google_calendar_url(event), outlook_calendar_url(event)
+    if google.count(_QUOTED_STAND_IN) != 1 or outlook.count(_QUOTED_STAND_IN) != 1:
+        return None
+    return _LinkTemplates(google, outlook, len(event.description) - len(_STAND_IN))
+
+
 _SECRET_FIELDS = ("token", "manage_url", "ics_url", "join_url", "google_calendar_url", "outlook_calendar_url")
 
 
@@ -953,16 +1224,17 @@ def _without_secrets(out: RegistrationOut) -> RegistrationOut:
     return msgspec.structs.replace(out, **dict.fromkeys(_SECRET_FIELDS))
 
 
-def _replay(connection: Connection, settings: Settings, stored: IdempotencyKey) -> RegistrationOut:
+def _replay(raw: Any, sql: _Statements, settings: Settings, stored: Any) -> _Answer:
+    """The first answer to a keyed request (a row of `_IDEMPOTENCY_KEY`), its secrets derived again."""
     first = msgspec.convert(stored.body, RegistrationOut)
     if stored.status_code != 201:
         # The first answer had no token either (an address already registered): same again.
-        return first
-    seat = _seat(connection, _SEAT_BY_ID, registration_id=stored.registration_id)
-    assert seat is not None
+        return _Answer(stored.status_code, rendered=first)
+    seat = _seat_row(sql.seat_by_id.first(raw, registration_id=stored.registration_id))
     token = registration_token(settings.secret_key, seat.invite_uid)
     fresh = _view(settings, seat, None, token=token, message=first.message)
-    return msgspec.structs.replace(first, **{name: getattr(fresh, name) for name in _SECRET_FIELDS})
+    replayed = msgspec.structs.replace(first, **{name: getattr(fresh, name) for name in _SECRET_FIELDS})
+    return _Answer(stored.status_code, rendered=replayed)
 
 
 def get_registration(db: Database, settings: Settings, token: str) -> RegistrationOut:
@@ -970,7 +1242,7 @@ def get_registration(db: Database, settings: Settings, token: str) -> Registrati
     with db.session() as session:
         connection = session.connection()
         seat = _seat_by_token(connection, token)
-        position = _waitlist_position(connection, seat)
+        position = _waitlist_position(_dbapi(connection), _statements(connection.dialect), seat)
     return _view(settings, seat, position, token=token, message=_status_message(seat, position))
 
 

@@ -163,7 +163,7 @@ def enqueue(
     return row
 
 
-_OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
+OUTBOX: Table = OutboxMessage.__table__  # type: ignore[attr-defined]
 _ADDRESS = re.compile(r"[^\s@<>,;:\"()\[\]\\]+@[^\s@<>,;:\"()\[\]\\]+")
 
 
@@ -203,10 +203,45 @@ def enqueue_payloads(session: Session, mails: Sequence[PayloadMail], *, sender: 
     """Add e-mails to the caller's transaction as what to send; each is sent once (if) it commits.
 
     The worker renders each payload when its row is due, so the transaction pays for one INSERT of
-    small rows, not for building MIME. `sender` (the From address) names the Message-IDs' domain;
-    each row gets its Message-ID now, so every attempt carries the same one.
+    small rows, not for building MIME.
     """
-    now = utcnow()
+    rows = outbox_rows(mails, sender=sender)
+    if rows:
+        # One Core INSERT for them all: booking writes these while holding SQLite's write lock,
+        # where a statement per row (or the ORM's unit of work) would cost more than the rows.
+        session.connection().execute(insert(OUTBOX), rows)
+
+
+# The columns of an `outbox_rows` row, for a prepared INSERT (`core.db.Prepared`).
+OUTBOX_ROW_COLUMNS = (
+    "kind",
+    "recipient",
+    "subject",
+    "message",
+    "payload",
+    "message_id",
+    "status",
+    "attempts",
+    "send_after",
+    "next_attempt_at",
+    "locked_until",
+    "last_error",
+    "created_at",
+    "sent_at",
+    "registration_id",
+    "session_id",
+)
+
+
+def outbox_rows(
+    mails: Sequence[PayloadMail], *, sender: str | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """The outbox rows (column values) of e-mails to send, for the caller to INSERT in its transaction.
+
+    `sender` (the From address) names the Message-IDs' domain; each row gets its Message-ID now, so
+    every attempt carries the same one. `now` is the transaction's time (default: the clock's).
+    """
+    now = now or utcnow()
     domain = _domain(sender or "")
     rows = []
     for mail in mails:
@@ -235,10 +270,7 @@ def enqueue_payloads(session: Session, mails: Sequence[PayloadMail], *, sender: 
                 "session_id": mail.session_id,
             }
         )
-    if rows:
-        # One Core INSERT for them all: booking writes these while holding SQLite's write lock,
-        # where a statement per row (or the ORM's unit of work) would cost more than the rows.
-        session.connection().execute(insert(_OUTBOX), rows)
+    return rows
 
 
 def cancel_pending(
