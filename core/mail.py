@@ -36,7 +36,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosmtplib
 import anyio
@@ -65,6 +65,10 @@ log = logging.getLogger(__name__)
 # Transient failures back off from `outbox_retry_seconds`, doubling, up to this.
 MAX_BACKOFF_SECONDS = 3600.0
 BATCH_SIZE = 10
+# The outbox worker treats the process as busy serving requests when they use more than this share
+# of a CPU; only then does it hold its rendering to `Settings.outbox_render_duty`.
+BUSY_SHARE = 0.25
+_T = TypeVar("_T")
 
 # Turns a payload row's JSON into the e-mail it stands for; one per kind, handed to the worker.
 Renderer = Callable[[dict[str, Any]], EmailMessage]
@@ -363,6 +367,8 @@ class OutboxWorker:
         self._task: asyncio.Task[None] | None = None
         # Seconds the last batch spent rendering; the run loop rests in proportion (see _run).
         self._rendering = 0.0
+        # CPU seconds this worker's threads have used (claims, rendering, records).
+        self._own_cpu = 0.0
 
     async def start(self) -> None:
         self._stopping = asyncio.Event()
@@ -384,29 +390,46 @@ class OutboxWorker:
     async def run_once(self) -> int:
         """Claim the due rows (up to a batch) and send them; returns how many were handled."""
         self._rendering = 0.0
-        claimed = await anyio.to_thread.run_sync(self._claim)
+        claimed = await self._in_thread(self._claim)
         if claimed:
             # Rendering is CPU work: a worker thread does the batch's, not the event loop.
             started = time.perf_counter()
-            ready = await anyio.to_thread.run_sync(self._render_all, claimed)
+            ready = await self._in_thread(self._render_all, claimed)
             self._rendering = time.perf_counter() - started
             results = await asyncio.gather(*(self._deliver(row, raw) for row, raw in ready))
             # One write transaction for the batch's outcomes: on SQLite every write takes the
             # database's only write lock, which registrations are waiting for.
-            await anyio.to_thread.run_sync(self._record, results)
+            await self._in_thread(self._record, results)
         return len(claimed)
+
+    async def _in_thread(self, work: Callable[..., _T], *args: Any) -> _T:
+        """`work(*args)` in a worker thread, its CPU time counted as this worker's own."""
+
+        def timed() -> _T:
+            started = time.thread_time()
+            try:
+                return work(*args)
+            finally:
+                self._own_cpu += time.thread_time() - started
+
+        return await anyio.to_thread.run_sync(timed)
 
     async def _run(self) -> None:
         duty = self.settings.outbox_render_duty
         while not self._stopping.is_set():
+            wall, cpu, own = time.monotonic(), time.process_time(), self._own_cpu
             try:
                 handled = await self.run_once()
             except Exception:
                 log.exception("outbox run failed; trying again in %.1fs", self.settings.outbox_poll_seconds)
                 handled = 0
-            # Rest so that rendering takes at most `duty` of the time: during a rush of
-            # registrations the requests get the CPU first, and their mail follows.
-            pause = self._rendering * (1 / duty - 1) if 0 < duty < 1 else 0.0
+            # The share of a CPU the rest of the process (its requests) used meanwhile.
+            others = (time.process_time() - cpu - (self._own_cpu - own)) / max(time.monotonic() - wall, 1e-3)
+            # While requests keep the process busy, rest so that rendering takes at most `duty`
+            # of the time: during a rush of registrations they get the CPU first and their mail
+            # follows. Otherwise the backlog goes out as fast as it renders.
+            busy = others > BUSY_SHARE
+            pause = self._rendering * (1 / duty - 1) if busy and 0 < duty < 1 else 0.0
             if handled < self.batch_size:
                 pause = max(pause, self.settings.outbox_poll_seconds)
             if pause > 0:
@@ -517,7 +540,7 @@ class OutboxWorker:
         directory = Path(self.settings.mail_dir)
         target = directory / f"{row.id}-{_safe(row.kind)}.eml"
         try:
-            await anyio.to_thread.run_sync(_write_atomically, target, raw)
+            await self._in_thread(_write_atomically, target, raw)
         except OSError as exc:
             return self._retry(row, f"could not write {target}: {exc}")
         return _Outcome(OutboxStatus.sent)

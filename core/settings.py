@@ -36,8 +36,9 @@ class Settings:
     outbox_lease_seconds: float = 300.0
     outbox_retry_seconds: float = 30.0
     outbox_max_attempts: int = 48
-    # The most of its time the outbox worker spends rendering e-mails (CPU in this process): during
-    # a rush of requests they come first, and the mail follows. 1 renders flat out.
+    # The most of its time the outbox worker spends rendering e-mails (CPU in this process) while
+    # requests keep the process busy: during a rush they come first, and the mail follows. When
+    # the process is otherwise idle it renders flat out. 1 always renders flat out.
     outbox_render_duty: float = 0.2
     smtp_timeout_seconds: float = 30.0
     debug: bool = False

@@ -598,3 +598,22 @@ async def test_app_without_background_workers_sends_nothing(
         _queue(db, 1)
         await asyncio.sleep(0.3)
     assert smtp_server.messages == []
+
+
+async def test_with_nothing_else_to_do_the_worker_sends_at_full_speed(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    # The duty limit is for a busy process. At 0.001, a worker that wrongly held to it would rest
+    # 999 times each batch's rendering (seconds per batch); an idle one sends the backlog at once.
+    settings = settings.with_(mail_dir=tmp_path / "mail", outbox_render_duty=0.001, outbox_poll_seconds=0.05)
+    _queue_payloads(db, 40)
+    worker = OutboxWorker(db, settings, renderers=RENDERERS)
+    started = time.monotonic()
+    await worker.start()
+    try:
+        while any(row.status != OutboxStatus.sent for row in _rows(db)):
+            assert time.monotonic() - started < 20, "the backlog should not wait on the duty limit"
+            await asyncio.sleep(0.05)
+    finally:
+        await worker.stop()
+    assert len(list((tmp_path / "mail").glob("*.eml"))) == 40
