@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict, defaultdict
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -40,8 +40,6 @@ import msgspec
 from sqlalchemy import (
     Connection,
     Dialect,
-    Engine,
-    Select,
     Table,
     bindparam,
     delete,
@@ -51,9 +49,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.event import listen
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import PoolProxiedConnection
 from sqlmodel import Session, col
 
 from booking.invites import (
@@ -649,11 +645,6 @@ class Seat:
         return max(self.updated_at, self.session_updated_at)
 
 
-def _seat(connection: Connection, statement: Select[Any], **params: Any) -> Seat | None:
-    row = connection.execute(statement, params).mappings().first()
-    return None if row is None else Seat(**row)
-
-
 def register(
     db: Database,
     settings: Settings,
@@ -708,14 +699,11 @@ class Registrar:
         self._db = db
         self._settings = settings
         self._sql = _statements(db.engine.dialect)
-        self._connection: PoolProxiedConnection | None = None
         # How long a registration waits for its turn before it is answered 503.
         self.wait_seconds: float = BUSY_TIMEOUT_S
         self.checkpoint_every = CHECKPOINT_EVERY
         self._commits = 0
         self._checkpointing: asyncio.Future[None] | None = None
-        if db.writer_turn is not None:
-            listen(db.engine, "engine_disposed", self._close)
 
     async def register(
         self,
@@ -795,24 +783,14 @@ class Registrar:
             turn.release()
 
     def _raw(self) -> Any:
-        if self._connection is None:
-            # Out of the pool for good; closed when the engine is disposed (see below).
-            connection = self._db.engine.raw_connection()
-            connection.detach()
-            driver = connection.dbapi_connection
-            assert driver is not None
-            driver.execute("PRAGMA busy_timeout=0")
+        return self._db.own_connection(
+            "registrations",
+            "PRAGMA busy_timeout=0",
             # Its commits do not checkpoint: a checkpoint copies the WAL into the database file
             # and syncs both, a quarter of a registration's time when the loop waited for it.
             # A worker thread runs them instead (`_checkpoint`).
-            driver.execute("PRAGMA wal_autocheckpoint=0")
-            self._connection = connection
-        return self._connection.dbapi_connection
-
-    def _close(self, _engine: Engine) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
+            "PRAGMA wal_autocheckpoint=0",
+        )
 
 
 def _dbapi(connection: Connection) -> Any:
@@ -880,6 +858,7 @@ class _Statements:
         self.lock_email = Prepared(lock_email, dialect) if dialect.name == "postgresql" else None
         self.to_register = Prepared(_TO_REGISTER, dialect)
         self.seat_by_id = Prepared(_SEAT_BY_ID, dialect)
+        self.seat_by_token = Prepared(_SEAT_BY_TOKEN, dialect)
         self.waitlist_place = Prepared(_WAITLIST_PLACE, dialect)
         self.claim_seat = Prepared(_CLAIM_SEAT, dialect)
         self.waitlist_ticket = Prepared(_WAITLIST_TICKET, dialect)
@@ -1070,10 +1049,12 @@ _UNKNOWN_LINK = "No registration for this link. Check that you copied the whole 
 
 
 def _seat_by_token(connection: Connection, token: str) -> Seat:
-    seat = _seat(connection, _SEAT_BY_TOKEN, token_hash=_link_digest(token))
-    if seat is None:
+    row = _statements(connection.dialect).seat_by_token.first(
+        _dbapi(connection), token_hash=_link_digest(token)
+    )
+    if row is None:
         raise NotFound(_UNKNOWN_LINK)
-    return seat
+    return _seat_row(row)
 
 
 def _link_digest(token: str) -> str:
@@ -1258,27 +1239,15 @@ class InviteFiles:
     """
 
     def __init__(self, db: Database, settings: Settings, size: int = 4096) -> None:
-        dialect = db.engine.dialect
-        compiled = _SEAT_BY_TOKEN.compile(dialect=dialect)
         self._db = db
-        self._sql = str(compiled)
-        # qmark (SQLite) takes a tuple, pyformat (psycopg) a mapping.
-        self._positional = bool(compiled.positiontup)
+        # Its result processors (SQLite's text times to aware datetimes, ...) are applied only
+        # when a file has to be built.
+        self._seat = _statements(db.engine.dialect).seat_by_token
         # On SQLite the SELECT reads a local file (~15 µs, and in WAL mode a reader never waits
         # for a writer), less than a hop to a worker thread and back (~50 µs): `download` runs it
         # on the event loop, on a connection of its own, as a pool checkout costs about as much
         # as the SELECT. On PostgreSQL it is a network round trip, which must not block the loop.
         self._select_on_loop = db.is_sqlite
-        self._loop_connection: PoolProxiedConnection | None = None
-        if self._select_on_loop:
-            listen(db.engine, "engine_disposed", self._close_loop_connection)
-        columns = list(_SEAT_BY_TOKEN.selected_columns)
-        self._names: list[str] = [str(c.key) for c in columns]
-        # What SQLAlchemy would do to each value (SQLite's text times to aware datetimes, ...), used
-        # only when a file has to be built.
-        self._processors: list[Callable[[Any], Any] | None] = [
-            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
-        ]
         self._base_url = settings.base_url
         self._organizer = _Organizer.of(settings)
         self._size = size
@@ -1293,11 +1262,7 @@ class InviteFiles:
         if not self._select_on_loop:
             return await anyio.to_thread.run_sync(self.file_for, token)
         digest = _link_digest(token)
-        if self._loop_connection is None:
-            # Out of the pool for good; closed when the engine is disposed (see below).
-            self._loop_connection = self._db.engine.raw_connection()
-            self._loop_connection.detach()
-        row = self._select(self._loop_connection, digest)
+        row = self._select(self._db.own_connection("invite-downloads"), digest)
         cached = self._cached(row)
         if cached is not None:
             return cached
@@ -1316,11 +1281,11 @@ class InviteFiles:
         cached = self._cached(row)
         return self._build(row, token) if cached is None else cached
 
-    def _select(self, connection: PoolProxiedConnection, digest: str) -> tuple[Any, ...]:
-        # Closing the cursor also ends the statement, so SQLite's read snapshot is not kept.
-        cursor = connection.cursor()
+    def _select(self, connection: Any, digest: str) -> tuple[Any, ...]:
+        # The row as the driver gives it: the cache's key. Closing the cursor also ends the
+        # statement, so SQLite's read snapshot is not kept.
+        cursor = self._seat.execute(connection, token_hash=digest)
         try:
-            cursor.execute(self._sql, (digest,) if self._positional else {"token_hash": digest})
             row = cursor.fetchone()
         finally:
             cursor.close()
@@ -1336,8 +1301,7 @@ class InviteFiles:
             return cached
 
     def _build(self, row: tuple[Any, ...], token: str) -> bytes:
-        values = zip(self._names, self._processors, row, strict=True)
-        seat = Seat(**{name: value if process is None else process(value) for name, process, value in values})
+        seat = _seat_row(self._seat.row(row))
         if seat.status == WAITLISTED and seat.session_status == SCHEDULED:
             raise NoInviteYet(
                 "You are on the waitlist, so there is no calendar invitation yet. If a seat opens up "
@@ -1349,12 +1313,6 @@ class InviteFiles:
             if len(self._files) > self._size:
                 self._files.popitem(last=False)
         return data
-
-    def _close_loop_connection(self, _engine: Engine) -> None:
-        # The pool's connections close on Database.dispose (app shutdown); so does this one.
-        connection, self._loop_connection = self._loop_connection, None
-        if connection is not None:
-            connection.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from typing import Any, cast
 import msgspec
 from sqlalchemy import ClauseElement, Dialect, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import ReturnsRows
 from sqlmodel import Session, SQLModel
@@ -84,6 +85,9 @@ class Database:
         # SQLite: this process's writers take turns here before BEGIN IMMEDIATE (see above). Not
         # re-entrant: a thread that writes while it writes would wait for itself.
         self.writer_turn: threading.Lock | None = threading.Lock() if self.is_sqlite else None
+        # Connections kept out of the pool by name (see own_connection); closed on dispose.
+        self._own: dict[str, PoolProxiedConnection] = {}
+        event.listen(self.engine, "engine_disposed", self._close_own)
 
     @property
     def is_sqlite(self) -> bool:
@@ -112,6 +116,25 @@ class Database:
             yield
         finally:
             self.writer_turn.release()
+
+    def own_connection(self, name: str, *setup: str) -> Any:
+        """The driver connection kept for one user, by name: out of the pool until the database is
+        disposed (after which the next call opens another). For statements run on the event loop
+        itself, where a pool checkout would cost as much as the statement. `setup` statements
+        (PRAGMAs) run once, when it is opened."""
+        found = self._own.get(name)
+        if found is None:
+            found = self.engine.raw_connection()
+            found.detach()
+            for statement in setup:
+                found.cursor().execute(statement)
+            self._own[name] = found
+        return found.dbapi_connection
+
+    def _close_own(self, _engine: Engine) -> None:
+        own, self._own = self._own, {}
+        for connection in own.values():
+            connection.close()
 
     def dispose(self) -> None:
         self.engine.dispose()

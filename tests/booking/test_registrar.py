@@ -19,6 +19,7 @@ from booking.schemas import RegistrationIn
 from booking.service import Registrar
 from core.db import Database
 from core.settings import Settings
+from tests.booking.test_invite_downloads import open_files_under
 from tests.booking.test_registration import make_session, make_webinar, register, registrations, seats
 
 Client = AsyncTestClient[Litestar]
@@ -160,3 +161,18 @@ async def test_without_checkpoints_the_wal_grows(
 ) -> None:
     # The control for the test above: the same registrations, no checkpoint, a much longer log.
     assert await wal_frames_after(client, app, settings, db, every=10**9) > 600
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="lists open files through /proc")
+async def test_disposing_the_database_closes_the_registrar_s_connection(
+    settings: Settings, db: Database, app_db: Database
+) -> None:
+    sid = make_session(db, make_webinar(db), capacity=5)
+    registrar = Registrar(app_db, settings)
+    assert (await attempt(registrar, sid, "ann@example.org"))[0] == 201
+    app_db.dispose()
+    # What the app's shutdown does: none of its connections to the database is left open.
+    db.dispose()
+    assert open_files_under(Path(database_file(settings))) == []
+    # A registrar used after that opens a connection again.
+    assert (await attempt(registrar, sid, "bob@example.org"))[0] == 201
