@@ -65,9 +65,11 @@ log = logging.getLogger(__name__)
 # Transient failures back off from `outbox_retry_seconds`, doubling, up to this.
 MAX_BACKOFF_SECONDS = 3600.0
 BATCH_SIZE = 10
-# The outbox worker treats the process as busy serving requests when they use more than this share
-# of a CPU; only then does it hold its rendering to `Settings.outbox_render_duty`.
-BUSY_SHARE = 0.25
+# The outbox worker treats the process as busy serving requests when the rest of it uses more than
+# this share of a CPU; only then does it hold its rendering to `Settings.outbox_render_duty`. (Under
+# a rush of registrations the rest used 0.7-0.9; idle, 0.1-0.3, the worker's own SMTP exchanges on
+# the event loop included.)
+BUSY_SHARE = 0.5
 _T = TypeVar("_T")
 
 # Turns a payload row's JSON into the e-mail it stands for; one per kind, handed to the worker.
