@@ -978,36 +978,27 @@ def _new_registration(
     uid = f"{uuid.uuid4()}@{_host(settings)}"
     status = CONFIRMED if claimed else WAITLISTED
     token_hash = token_digest(registration_token(settings.secret_key, uid))
+    # What the registration row and its Seat share.
+    row: dict[str, Any] = {
+        "session_id": session_id,
+        "name": request.name,
+        "email": request.email,
+        "status": status,
+        "waitlist_ticket": ticket,
+        "token_hash": token_hash,
+        "invite_uid": uid,
+        "sequence": 0,
+        "consent": request.consent,
+        "created_at": now,
+        "updated_at": now,
+    }
     registration_id = sql.add_registration.scalar(
-        raw,
-        session_id=session_id,
-        name=request.name,
-        email=request.email,
-        status=status,
-        waitlist_ticket=ticket,
-        token_hash=token_hash,
-        invite_uid=uid,
-        sequence=0,
-        consent=request.consent,
-        created_at=now,
-        updated_at=now,
-        confirmed_at=now if claimed else None,
-        cancelled_at=None,
+        raw, **row, confirmed_at=now if claimed else None, cancelled_at=None
     )
     assert registration_id is not None
     seat = Seat(
         registration_id=registration_id,
-        session_id=session_id,
-        name=request.name,
-        email=request.email,
-        status=status,
-        waitlist_ticket=ticket,
-        invite_uid=uid,
-        token_hash=token_hash,
-        sequence=0,
-        consent=request.consent,
-        created_at=now,
-        updated_at=now,
+        **row,
         starts_at=found.starts_at,
         duration_minutes=found.duration_minutes,
         timezone=found.timezone,
