@@ -49,7 +49,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, col
 
 from booking.invites import (
@@ -674,11 +674,17 @@ def register(
             # unique indexes caught it). The next attempt sees its row and answers from it.
             if attempt == attempts - 1:
                 raise
+        except (OperationalError, sqlite3.OperationalError) as exc:
+            if _sqlite_busy(exc):
+                # SQLite stayed locked by other writers for the whole busy timeout.
+                raise Busy(BUSY_MESSAGE) from exc
+            raise
     raise AssertionError("unreachable")
 
 
 # The registrar's commits between two checkpoints: about SQLite's own default of 1,000 WAL pages.
 CHECKPOINT_EVERY = 64
+BUSY_MESSAGE = "We are taking a great many registrations right now. Please try again in a minute."
 
 
 class Registrar:
@@ -731,9 +737,7 @@ class Registrar:
         pause = 0.0005
         while (answer := self._register_now(request)) is None:
             if time.monotonic() > deadline:
-                raise Busy(
-                    "We are taking a great many registrations right now. Please try again in a minute."
-                )
+                raise Busy(BUSY_MESSAGE)
             await anyio.sleep(pause)
             pause = min(pause * 2, 0.01)
         self._commits += 1
@@ -768,7 +772,7 @@ class Registrar:
             try:
                 raw.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode == sqlite3.SQLITE_BUSY:
+                if _sqlite_busy(exc):
                     return None
                 raise
             try:
@@ -791,6 +795,11 @@ class Registrar:
             # A worker thread runs them instead (`_checkpoint`).
             "PRAGMA wal_autocheckpoint=0",
         )
+
+
+def _sqlite_busy(exc: Exception) -> bool:
+    """Whether `exc` is SQLite's "database is locked", raised through SQLAlchemy or not."""
+    return getattr(getattr(exc, "orig", exc), "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
 
 
 def _dbapi(connection: Connection) -> Any:
