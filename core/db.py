@@ -126,8 +126,10 @@ class Database:
         if found is None:
             found = self.engine.raw_connection()
             found.detach()
+            cursor = found.cursor()
             for statement in setup:
-                found.cursor().execute(statement)
+                cursor.execute(statement)
+            cursor.close()
             self._own[name] = found
         return found.dbapi_connection
 

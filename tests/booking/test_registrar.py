@@ -28,11 +28,6 @@ Client = AsyncTestClient[Litestar]
 
 
 @pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'orthodex.db'}"
-
-
-@pytest.fixture
 def database_url(sqlite_url: str) -> str:
     # What these tests are about exists on SQLite only (PostgreSQL registers in a worker thread).
     return sqlite_url
